@@ -1,0 +1,353 @@
+//! Every option, defined once: flag, help text, default. A TOML file given
+//! with `--config` supplies the same options by their long names (with `_`
+//! or `-`), and the command line overrides it.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+
+use crate::duration::Duration;
+
+const AFTER_HELP: &str = r#"Run it under Telegraf:
+
+  [[processors.execd]]
+    namepass = ["network_delays", "service_delays"]
+    command = ["/usr/local/bin/e2e-aggregator", "--period", "5s", "--grace", "15s"]
+    restart_delay = "10s"
+
+Replay a recording (stdin a regular file implies --replay):
+
+  e2e-aggregator --drop-original < recording.lp
+
+Durations use Telegraf's syntax: 500ms, 5s, 1m30s, 24h."#;
+
+/// Timestamp precision of the input (and of the rows written).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Precision {
+    /// Seconds.
+    S,
+    /// Milliseconds.
+    Ms,
+    /// Microseconds.
+    Us,
+    /// Nanoseconds.
+    Ns,
+}
+
+impl Precision {
+    /// Nanoseconds per unit.
+    pub fn nanos(self) -> i64 {
+        match self {
+            Precision::S => 1_000_000_000,
+            Precision::Ms => 1_000_000,
+            Precision::Us => 1_000,
+            Precision::Ns => 1,
+        }
+    }
+}
+
+/// Verbosity of stderr, as Telegraf's log levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    /// `E!` only.
+    Error,
+    /// `E!` and `W!`.
+    Warn,
+    /// Up to `I!`.
+    Info,
+    /// Up to `D!`.
+    Debug,
+    /// Everything, `T!` included.
+    Trace,
+}
+
+impl LogLevel {
+    /// The `log` crate's filter for this level.
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Error => log::LevelFilter::Error,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Trace => log::LevelFilter::Trace,
+        }
+    }
+}
+
+/// A size in bytes: `65536`, `64KiB`, `4MiB`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteSize(pub usize);
+
+impl std::str::FromStr for ByteSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, unit) = s.split_at(digits);
+        let scale: usize = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" | "K" | "KB" => 1 << 10,
+            "MiB" | "M" | "MB" => 1 << 20,
+            "GiB" | "G" | "GB" => 1 << 30,
+            other => return Err(format!("unknown size unit {other:?} (B, KiB, MiB, GiB)")),
+        };
+        let n: usize = num.parse().map_err(|_| format!("invalid size {s:?}"))?;
+        match n.checked_mul(scale) {
+            Some(0) => Err("must be at least 1 byte".into()),
+            Some(v) => Ok(ByteSize(v)),
+            None => Err(format!("size {s:?} too large")),
+        }
+    }
+}
+
+/// The options, as parsed.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "e2e-aggregator",
+    version,
+    about = "Telegraf execd processor: windows network_delays and service_delays and joins them into e2e_delays rows.",
+    long_about = "Telegraf execd processor. Reads InfluxDB line protocol on stdin, passes every line \
+                  through, averages network_delays and service_delays per event-time window, joins \
+                  forward path, reverse path and the service behind the target, and writes one \
+                  e2e_delays row per path and window on stdout.",
+    after_help = AFTER_HELP,
+    args_override_self = true
+)]
+pub struct Options {
+    /// TOML file with any of these options by long name; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Window length: windows are [k·period, (k+1)·period) on the epoch.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub period: Duration,
+
+    /// How far behind the newest point a window closes (the watermark lag).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub grace: Duration,
+
+    /// Unit of input timestamps; rows are written in the same unit.
+    #[arg(long, value_enum, default_value = "ns")]
+    pub precision: Precision,
+
+    /// Do not pass network and service delay lines through.
+    #[arg(long)]
+    pub drop_original: bool,
+
+    /// Replay a recording: no wall clock (implied when stdin is a regular file).
+    #[arg(long)]
+    pub replay: bool,
+
+    /// Live: after this long without an accepted point, advance the watermark by wall time.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub idle: Duration,
+
+    /// Live: skip points stamped more than this ahead of the wall clock.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub max_future: Duration,
+
+    /// Longest record accepted; a longer one is reported and skipped.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB")]
+    pub max_line_size: ByteSize,
+
+    /// Expire a cached reverse path or service this long after the window it came from.
+    #[arg(long, value_name = "DURATION")]
+    pub cache_ttl: Option<Duration>,
+
+    /// Cap on state held: (series, open window) pairs plus cache entries; 0 = no cap.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_series: usize,
+
+    /// Write self-metrics every DURATION (in a replay: once, at the end).
+    #[arg(long, value_name = "DURATION")]
+    pub stats_interval: Option<Duration>,
+
+    /// Least severe messages written to stderr.
+    #[arg(long, value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Measurement holding per-path network delays.
+    #[arg(long, value_name = "NAME", default_value = "network_delays")]
+    pub network_measurement: String,
+
+    /// Measurement holding per-instance service delays.
+    #[arg(long, value_name = "NAME", default_value = "service_delays")]
+    pub service_measurement: String,
+
+    /// Measurement of the rows written.
+    #[arg(long, value_name = "NAME", default_value = "e2e_delays")]
+    pub output_measurement: String,
+
+    /// Measurement of the self-metrics.
+    #[arg(long, value_name = "NAME", default_value = "e2e_aggregator")]
+    pub stats_measurement: String,
+}
+
+/// A configuration error: the message names the option or file.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// Bad flag or value (clap prints it, with usage).
+    Clap(clap::Error),
+    /// Anything else, with its message.
+    Invalid(String),
+}
+
+impl Options {
+    /// Reads the options from `args` (program name first) and the config
+    /// file it names, then checks them.
+    pub fn load<I, T>(args: I) -> Result<Options, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let cmd = Options::command();
+        let first = cmd
+            .clone()
+            .try_get_matches_from(&args)
+            .map_err(ConfigError::Clap)?;
+        let first = Options::from_arg_matches(&first).map_err(ConfigError::Clap)?;
+        let mut merged = args.clone();
+        if let Some(path) = &first.config {
+            let from_file = file_args(path, &cmd)?;
+            merged.splice(1.min(merged.len())..1.min(merged.len()), from_file);
+        }
+        let matches = cmd
+            .try_get_matches_from(&merged)
+            .map_err(ConfigError::Clap)?;
+        let options = Options::from_arg_matches(&matches).map_err(ConfigError::Clap)?;
+        options.check()?;
+        Ok(options)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let bad = |m: String| Err(ConfigError::Invalid(m));
+        let unit = self.precision.nanos() as u64;
+        if self.period.is_zero() {
+            return bad("--period must be greater than 0".into());
+        }
+        if self.period.as_nanos() % unit != 0 {
+            return bad(format!(
+                "--period {} is not a whole multiple of --precision {:?}",
+                self.period, self.precision
+            ));
+        }
+        if self.cache_ttl.is_some_and(Duration::is_zero) {
+            return bad("--cache-ttl must be greater than 0 (leave it out to keep entries)".into());
+        }
+        if self.stats_interval.is_some_and(Duration::is_zero) {
+            return bad("--stats-interval must be greater than 0".into());
+        }
+        for (flag, name) in [
+            ("--network-measurement", &self.network_measurement),
+            ("--service-measurement", &self.service_measurement),
+            ("--output-measurement", &self.output_measurement),
+            ("--stats-measurement", &self.stats_measurement),
+        ] {
+            if !crate::lp::write::is_portable(name.as_bytes()) {
+                return bad(format!("{flag} {name:?} must be non-empty text without backslash or control characters"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns a TOML file into `--flag value` arguments, placed before the real
+/// ones so that those override it.
+fn file_args(
+    path: &std::path::Path,
+    cmd: &clap::Command,
+) -> Result<Vec<std::ffi::OsString>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::Invalid(format!("cannot read --config {}: {e}", path.display()))
+    })?;
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e| ConfigError::Invalid(format!("--config {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (key, value) in table {
+        let flag = key.replace('_', "-");
+        let known = cmd
+            .get_arguments()
+            .any(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
+        if !known {
+            return Err(ConfigError::Invalid(format!(
+                "--config {}: unknown option {key:?}",
+                path.display()
+            )));
+        }
+        let text = match value {
+            toml::Value::Boolean(true) => {
+                out.push(format!("--{flag}").into());
+                continue;
+            }
+            toml::Value::Boolean(false) => continue,
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            other => {
+                return Err(ConfigError::Invalid(format!(
+                    "--config {}: option {key:?} has an unsupported value {other}",
+                    path.display()
+                )))
+            }
+        };
+        out.push(format!("--{flag}={text}").into());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(args: &[&str]) -> Result<Options, ConfigError> {
+        Options::load(std::iter::once("e2e-aggregator").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let o = load(&[]).unwrap();
+        assert_eq!(o.period.as_nanos(), 5_000_000_000);
+        assert_eq!(o.grace.as_nanos(), 15_000_000_000);
+        assert_eq!(o.idle.as_nanos(), 1_000_000_000);
+        assert_eq!(o.max_future.as_nanos(), 3_600_000_000_000);
+        assert_eq!(o.max_line_size, ByteSize(4 << 20));
+        assert_eq!(o.precision, Precision::Ns);
+        assert!(o.cache_ttl.is_none() && o.stats_interval.is_none());
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "period = \"10s\"\ngrace = \"1m\"\ndrop_original = true\nmax-series = 7\n",
+        )
+        .unwrap();
+        let o = load(&["--config", path.to_str().unwrap(), "--period", "2s"]).unwrap();
+        assert_eq!(o.period.as_nanos(), 2_000_000_000);
+        assert_eq!(o.grace.as_nanos(), 60_000_000_000);
+        assert!(o.drop_original);
+        assert_eq!(o.max_series, 7);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "perod = \"10s\"\n").unwrap();
+        match load(&["--config", path.to_str().unwrap()]) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("unknown option \"perod\""), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match load(&["--period", "1500ms", "--precision", "s"]) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("whole multiple"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            load(&["--grace", "soon"]),
+            Err(ConfigError::Clap(_))
+        ));
+    }
+}

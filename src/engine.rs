@@ -1,0 +1,611 @@
+//! The engine: bytes of line protocol in, bytes of line protocol out.
+//!
+//! It splits its input into records (carrying a record that spans chunks),
+//! classifies each one (SPEC.md, "What happens to each line"), passes lines
+//! through byte for byte, folds delay points into their windows, and writes
+//! the rows of every window that closes. It does no I/O and reads no clock:
+//! the caller says what time it is ([`Now`]) in a live pipeline and nothing
+//! in a replay, so a replay depends on the input bytes alone.
+
+use std::time::Instant;
+
+use crate::config::Options;
+use crate::join::{Join, RowFormat};
+use crate::logging::{suppressed_note, RateLimit};
+use crate::lp::{self, ErrorKind, Escaped, Outcome, ParseError, RecordKind, Value, Visitor};
+use crate::stats::{Counters, Gauges, SkipReason};
+use crate::window::{key, Kind, Refused, Window, WindowStart, Windows};
+
+/// The time in a live pipeline.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// Wall clock, ns since the Unix epoch.
+    pub wall: i64,
+    /// Monotonic clock, for "how long since".
+    pub mono: Instant,
+}
+
+impl Now {
+    /// Reads both clocks.
+    pub fn read() -> Now {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX));
+        Now {
+            wall,
+            mono: Instant::now(),
+        }
+    }
+}
+
+/// The settings the engine works with, all times in ns.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Measurement of network delays.
+    pub network: Vec<u8>,
+    /// Measurement of service delays.
+    pub service: Vec<u8>,
+    /// Measurement of the self-metrics.
+    pub stats_measurement: Vec<u8>,
+    /// Do not pass delay lines through.
+    pub drop_original: bool,
+    /// Nanoseconds per unit of input timestamps.
+    pub unit: i64,
+    /// Window length.
+    pub period: i64,
+    /// Watermark lag.
+    pub grace: i64,
+    /// Quiet time before the watermark advances by wall time.
+    pub idle: i64,
+    /// How far ahead of the wall clock a point may be.
+    pub max_future: i64,
+    /// Longest record.
+    pub max_line: usize,
+    /// Cap on (series, window) pairs plus cache entries; 0 = none.
+    pub max_series: usize,
+    /// Cache expiry, if any.
+    pub cache_ttl: Option<i64>,
+    /// Measurement of the rows.
+    pub output: Vec<u8>,
+}
+
+impl Settings {
+    /// The settings for a set of options.
+    pub fn new(o: &Options) -> Settings {
+        Settings {
+            network: o.network_measurement.as_bytes().to_vec(),
+            service: o.service_measurement.as_bytes().to_vec(),
+            stats_measurement: o.stats_measurement.as_bytes().to_vec(),
+            drop_original: o.drop_original,
+            unit: o.precision.nanos(),
+            period: o.period.as_nanos_i64(),
+            grace: o.grace.as_nanos_i64(),
+            idle: o.idle.as_nanos_i64(),
+            max_future: o.max_future.as_nanos_i64(),
+            max_line: o.max_line_size.0,
+            max_series: o.max_series,
+            cache_ttl: o.cache_ttl.map(|d| d.as_nanos_i64()),
+            output: o.output_measurement.as_bytes().to_vec(),
+        }
+    }
+}
+
+/// Tag keys that key a series, in key order, and the averaged fields.
+const NETWORK_TAGS: [&[u8]; 3] = [b"path", b"source", b"target"];
+const NETWORK_FIELDS: [&[u8]; 2] = [b"latency", b"bandwidth"];
+const SERVICE_TAGS: [&[u8]; 3] = [b"sfr", b"endpoint", b"sf_instance"];
+const SERVICE_FIELDS: [&[u8]; 3] = [b"response_time", b"request_size", b"response_size"];
+
+fn schema(kind: Kind) -> (&'static [&'static [u8]; 3], &'static [&'static [u8]]) {
+    match kind {
+        Kind::Network => (&NETWORK_TAGS, &NETWORK_FIELDS),
+        Kind::Service => (&SERVICE_TAGS, &SERVICE_FIELDS),
+    }
+}
+
+/// Collects what a delay point needs while the parser reads it.
+struct DelayVisitor<'a, 's> {
+    settings: &'s Settings,
+    kind: Option<Kind>,
+    tags: [Option<Escaped<'a>>; 3],
+    fields: [Option<Value<'a>>; 3],
+    timestamp: Option<i64>,
+}
+
+impl<'a, 's> DelayVisitor<'a, 's> {
+    fn new(settings: &'s Settings) -> Self {
+        DelayVisitor {
+            settings,
+            kind: None,
+            tags: [None; 3],
+            fields: [None; 3],
+            timestamp: None,
+        }
+    }
+}
+
+impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
+    fn measurement(&mut self, name: Escaped<'a>) -> bool {
+        self.kind = if name.is(&self.settings.network) {
+            Some(Kind::Network)
+        } else if name.is(&self.settings.service) {
+            Some(Kind::Service)
+        } else {
+            None
+        };
+        self.kind.is_some()
+    }
+
+    fn tag(&mut self, k: Escaped<'a>, v: Escaped<'a>) {
+        let Some(kind) = self.kind else { return };
+        if let Some(i) = schema(kind).0.iter().position(|name| k.is(name)) {
+            self.tags[i] = Some(v);
+        }
+    }
+
+    fn field(&mut self, k: Escaped<'a>, v: Value<'a>) {
+        let Some(kind) = self.kind else { return };
+        if let Some(i) = schema(kind).1.iter().position(|name| k.is(name)) {
+            self.fields[i] = Some(v);
+        }
+    }
+
+    fn timestamp(&mut self, ts: i64) {
+        self.timestamp = Some(ts);
+    }
+}
+
+/// What became of a delay point.
+enum Fate {
+    Aggregated,
+    Late,
+    Skipped(SkipReason),
+}
+
+/// Rate limits of the warnings that input can repeat without end.
+#[derive(Debug, Default)]
+struct Warnings {
+    invalid: RateLimit,
+    missing_tag: RateLimit,
+    non_numeric: RateLimit,
+    skipped: RateLimit,
+    late: RateLimit,
+    unwritable: RateLimit,
+}
+
+/// The engine. See the module doc.
+pub struct Engine {
+    settings: Settings,
+    windows: Windows,
+    join: Join,
+    counters: Counters,
+    out: Vec<u8>,
+    /// A record that started in an earlier chunk and has not ended yet.
+    carry: Vec<u8>,
+    /// Discarding the rest of an invalid record up to its next line feed.
+    skipping: bool,
+    /// The physical line on which the next record starts (1-based).
+    line: u64,
+    /// Scratch for series keys, so lookups do not allocate.
+    key: Vec<u8>,
+    /// When the last point was accepted into a window (live).
+    last_accept: Option<Instant>,
+    /// Whether a window closed since [`Engine::take_window_closed`].
+    window_closed: bool,
+    warnings: Warnings,
+}
+
+impl Engine {
+    /// A new engine with nothing open.
+    pub fn new(settings: Settings) -> Engine {
+        let windows = Windows::new(settings.period);
+        let join = Join::new(
+            settings.period,
+            settings.cache_ttl,
+            RowFormat {
+                measurement: settings.output.clone(),
+                unit: settings.unit,
+            },
+        );
+        Engine {
+            settings,
+            windows,
+            join,
+            counters: Counters::default(),
+            out: Vec::with_capacity(1 << 17),
+            carry: Vec::new(),
+            skipping: false,
+            line: 1,
+            key: Vec::new(),
+            last_accept: None,
+            window_closed: false,
+            warnings: Warnings::default(),
+        }
+    }
+
+    /// Processes a chunk of input. `now` is `None` in a replay.
+    pub fn feed(&mut self, chunk: &[u8], now: Option<Now>) {
+        let mut chunk = chunk;
+        if self.skipping {
+            let Some(k) = memchr::memchr(b'\n', chunk) else {
+                return;
+            };
+            self.skipping = false;
+            self.line += 1;
+            chunk = &chunk[k + 1..];
+        }
+        if self.carry.is_empty() {
+            let used = self.records(chunk, false, now);
+            self.carry.extend_from_slice(&chunk[used..]);
+        } else {
+            let mut pending = std::mem::take(&mut self.carry);
+            pending.extend_from_slice(chunk);
+            let used = self.records(&pending, false, now);
+            pending.drain(..used);
+            self.carry = pending;
+        }
+        self.limit_carry(now);
+    }
+
+    /// Ends the input: the record still open is parsed as it stands (an
+    /// unterminated string is invalid), then every window closes.
+    pub fn finish(&mut self, now: Option<Now>) {
+        self.skipping = false;
+        let pending = std::mem::take(&mut self.carry);
+        self.records(&pending, true, now);
+        let closed = self.windows.close_all();
+        self.close(closed);
+    }
+
+    /// Advances the watermark by wall time when no point has been accepted
+    /// for `--idle` (live only).
+    pub fn tick(&mut self, now: Now) {
+        let (Some(max_ts), Some(last)) = (self.windows.max_ts(), self.last_accept) else {
+            return;
+        };
+        let quiet = now.mono.saturating_duration_since(last);
+        let quiet = i64::try_from(quiet.as_nanos()).unwrap_or(i64::MAX);
+        if quiet < self.settings.idle {
+            return;
+        }
+        let watermark = max_ts
+            .saturating_add(quiet)
+            .saturating_sub(self.settings.grace);
+        self.raise_watermark(watermark, Some(now));
+    }
+
+    /// Appends the self-metrics line, stamped `timestamp_ns` (written in
+    /// the input precision).
+    pub fn write_stats(&mut self, timestamp_ns: i64) {
+        let ts = timestamp_ns.div_euclid(self.settings.unit);
+        let gauges = self.gauges();
+        self.counters
+            .write(&mut self.out, &self.settings.stats_measurement, gauges, ts);
+    }
+
+    /// The newest event time seen, the timestamp of self-metrics in a replay.
+    pub fn event_time(&self) -> i64 {
+        self.windows.max_ts().unwrap_or(0)
+    }
+
+    /// The output produced so far; the caller writes and clears it.
+    pub fn output(&mut self) -> &mut Vec<u8> {
+        &mut self.out
+    }
+
+    /// Whether a window closed since the last call (the caller flushes).
+    pub fn take_window_closed(&mut self) -> bool {
+        std::mem::take(&mut self.window_closed)
+    }
+
+    /// The counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The state sizes.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            open_series: self.windows.pairs(),
+            cache_entries: self.join.len(),
+        }
+    }
+
+    /// Warnings held back by rate limits and not yet announced.
+    pub fn suppressed_warnings(&self) -> u64 {
+        let w = &self.warnings;
+        [
+            &w.invalid,
+            &w.missing_tag,
+            &w.non_numeric,
+            &w.skipped,
+            &w.late,
+            &w.unwritable,
+        ]
+        .iter()
+        .map(|r| r.pending())
+        .sum()
+    }
+
+    /// Handles the records in `buf`; returns the bytes consumed. A record
+    /// that may continue past `buf` is left unconsumed unless `at_eof`.
+    fn records(&mut self, buf: &[u8], at_eof: bool, now: Option<Now>) -> usize {
+        let mut pos = 0;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
+            let mut visitor = DelayVisitor::new(&self.settings);
+            match lp::parse_record(rest, at_eof, &mut visitor) {
+                Outcome::Record(rec) if rec.len > self.settings.max_line => {
+                    pos += self.invalid(rest, self.too_long(), at_eof);
+                }
+                Outcome::Record(rec) => {
+                    let DelayVisitor {
+                        kind,
+                        tags,
+                        fields,
+                        timestamp,
+                        ..
+                    } = visitor;
+                    let line = self.line;
+                    self.line += rec.lines as u64;
+                    self.counters.lines_in += 1;
+                    let body = &rest[..rec.body];
+                    match (rec.kind, kind) {
+                        (RecordKind::Blank | RecordKind::Comment, _) => self.counters.ignored += 1,
+                        (RecordKind::Point, None) => {
+                            self.counters.other += 1;
+                            self.pass(body);
+                        }
+                        (RecordKind::Point, Some(kind)) => {
+                            let point = DelayPoint {
+                                kind,
+                                tags,
+                                fields,
+                                timestamp,
+                                line,
+                            };
+                            self.delay(point, body, now);
+                        }
+                    }
+                    pos += rec.len.max(1);
+                }
+                Outcome::Invalid(err) => pos += self.invalid(rest, err, at_eof),
+                Outcome::NeedMore => break,
+            }
+        }
+        pos
+    }
+
+    fn too_long(&self) -> ParseError {
+        ParseError {
+            kind: ErrorKind::TooLong,
+            offset: self.settings.max_line,
+        }
+    }
+
+    /// Reports an invalid record and returns the bytes to skip: through the
+    /// next line feed at or after the error, or all of `rest` (and the rest
+    /// of the record in later chunks, unless `at_eof`).
+    fn invalid(&mut self, rest: &[u8], err: ParseError, at_eof: bool) -> usize {
+        let skip = lp::resume_after(rest, err.offset);
+        let ended = skip > 0 && rest[skip - 1] == b'\n';
+        self.counters.lines_in += 1;
+        self.counters.invalid += 1;
+        if let Some(n) = self.warnings.invalid.allow(Instant::now()) {
+            let shown = &rest[..skip.min(200)];
+            let shown = shown.strip_suffix(b"\n").unwrap_or(shown);
+            let limit = if err.kind == ErrorKind::TooLong {
+                format!(" ({} bytes)", self.settings.max_line)
+            } else {
+                String::new()
+            };
+            log::warn!(
+                "invalid line {}: {}{limit}: \"{}\"{}{}",
+                self.line,
+                err,
+                shown.escape_ascii(),
+                if skip > 200 { "..." } else { "" },
+                suppressed_note(n)
+            );
+        }
+        self.line += memchr::memchr_iter(b'\n', &rest[..skip]).count() as u64;
+        if !ended && !at_eof {
+            self.skipping = true;
+        }
+        skip
+    }
+
+    /// A record pending in the carry buffer that outgrew `--max-line-size`
+    /// is invalid: report it and drop it without holding more of it.
+    fn limit_carry(&mut self, now: Option<Now>) {
+        if self.carry.len() <= self.settings.max_line {
+            return;
+        }
+        let pending = std::mem::take(&mut self.carry);
+        let skip = self.invalid(&pending, self.too_long(), false);
+        if !self.skipping {
+            self.feed(&pending[skip..], now);
+        }
+    }
+
+    /// Writes a line through: its bytes and one `\n`.
+    fn pass(&mut self, body: &[u8]) {
+        self.counters.passed += 1;
+        self.out.extend_from_slice(body);
+        self.out.push(b'\n');
+    }
+
+    fn delay(&mut self, point: DelayPoint<'_>, body: &[u8], now: Option<Now>) {
+        let fate = self.place(&point, now);
+        match fate {
+            Fate::Aggregated => self.counters.aggregated += 1,
+            Fate::Late => {
+                self.counters.late += 1;
+                if let Some(n) = self.warnings.late.allow(Instant::now()) {
+                    log::debug!(
+                        "late point on line {}: its window has closed{}",
+                        point.line,
+                        suppressed_note(n)
+                    );
+                }
+            }
+            Fate::Skipped(reason) => self.counters.skip(reason),
+        }
+        if !self.settings.drop_original {
+            self.pass(body);
+        }
+        if let Fate::Aggregated = fate {
+            self.last_accept = now.map(|n| n.mono);
+            if let Some(max_ts) = self.windows.max_ts() {
+                self.raise_watermark(max_ts.saturating_sub(self.settings.grace), now);
+            }
+        }
+    }
+
+    /// Decides where a delay point goes and adds it to its window.
+    fn place(&mut self, p: &DelayPoint<'_>, now: Option<Now>) -> Fate {
+        let (tag_names, field_names) = schema(p.kind);
+        let [Some(a), Some(b), Some(c)] = p.tags else {
+            let missing = tag_names
+                .iter()
+                .zip(&p.tags)
+                .filter(|(_, t)| t.is_none())
+                .map(|(n, _)| String::from_utf8_lossy(n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            if let Some(n) = self.warnings.missing_tag.allow(Instant::now()) {
+                log::warn!(
+                    "line {}: {} point without tag {missing}: not aggregated{}",
+                    p.line,
+                    self.measurement_name(p.kind),
+                    suppressed_note(n)
+                );
+            }
+            return Fate::Skipped(SkipReason::MissingTag);
+        };
+
+        let mut values = [None; 3];
+        for (i, field) in p.fields.iter().enumerate().take(field_names.len()) {
+            let Some(v) = field else { continue };
+            match v.number() {
+                Some(n) => values[i] = Some(n),
+                None => {
+                    self.counters.non_numeric_fields += 1;
+                    if let Some(n) = self.warnings.non_numeric.allow(Instant::now()) {
+                        log::warn!(
+                            "line {}: field {} is not a number: ignored{}",
+                            p.line,
+                            String::from_utf8_lossy(field_names[i]),
+                            suppressed_note(n)
+                        );
+                    }
+                }
+            }
+        }
+        if values.iter().all(Option::is_none) {
+            return Fate::Skipped(SkipReason::NoNumericField);
+        }
+
+        let ts = match (p.timestamp, now) {
+            (Some(ts), _) => i128::from(ts) * i128::from(self.settings.unit),
+            (None, Some(now)) => {
+                i128::from(now.wall.div_euclid(self.settings.unit) * self.settings.unit)
+            }
+            (None, None) => return self.skipped(SkipReason::NoTimestamp, p.line),
+        };
+        let Some(start) = i64::try_from(ts)
+            .ok()
+            .and_then(|ts| self.windows.window_of(ts))
+        else {
+            return self.skipped(SkipReason::OutOfRange, p.line);
+        };
+        let ts = ts as i64;
+        if let Some(now) = now {
+            if i128::from(ts) > i128::from(now.wall) + i128::from(self.settings.max_future) {
+                return self.skipped(SkipReason::Future, p.line);
+            }
+        }
+
+        self.key.clear();
+        key::encode(
+            [&a.unescaped(), &b.unescaped(), &c.unescaped()],
+            &mut self.key,
+        );
+        let cap = self.settings.max_series;
+        let room = cap == 0 || self.windows.pairs() + self.join.len() < cap;
+        match self
+            .windows
+            .add(p.kind, &self.key, ts, start, &values, room)
+        {
+            Ok(()) => Fate::Aggregated,
+            Err(Refused::Late) => Fate::Late,
+            Err(Refused::Full) => self.skipped(SkipReason::MaxSeries, p.line),
+        }
+    }
+
+    fn skipped(&mut self, reason: SkipReason, line: u64) -> Fate {
+        if let Some(n) = self.warnings.skipped.allow(Instant::now()) {
+            let why = match reason {
+                SkipReason::MaxSeries => "--max-series reached",
+                SkipReason::Future => "stamped more than --max-future ahead of the clock",
+                SkipReason::OutOfRange => "its window lies outside InfluxDB's time range",
+                SkipReason::NoTimestamp => "no timestamp in a replay",
+                SkipReason::MissingTag | SkipReason::NoNumericField => reason.name(),
+            };
+            log::warn!(
+                "line {line}: delay point not aggregated: {why}{}",
+                suppressed_note(n)
+            );
+        }
+        Fate::Skipped(reason)
+    }
+
+    fn measurement_name(&self, kind: Kind) -> String {
+        let name = match kind {
+            Kind::Network => &self.settings.network,
+            Kind::Service => &self.settings.service,
+        };
+        String::from_utf8_lossy(name).into_owned()
+    }
+
+    /// Raises the watermark (capped by the wall clock when live) and closes
+    /// the windows behind it.
+    fn raise_watermark(&mut self, watermark: i64, now: Option<Now>) {
+        let capped = match now {
+            Some(now) => watermark.min(now.wall.saturating_sub(self.settings.grace)),
+            None => watermark,
+        };
+        let closed = self.windows.advance(capped);
+        self.close(closed);
+    }
+
+    fn close(&mut self, closed: Vec<(WindowStart, Window)>) {
+        for (start, window) in closed {
+            self.counters.windows_closed += 1;
+            self.window_closed = true;
+            let result = self.join.close(start, window, &mut self.out);
+            self.counters.rows_written += result.rows;
+            for u in result.unwritable {
+                self.counters.rows_unwritable += 1;
+                if let Some(n) = self.warnings.unwritable.allow(Instant::now()) {
+                    log::warn!(
+                        "row for {} at {} not written: {}{}",
+                        u.series,
+                        start.0,
+                        u.reason,
+                        suppressed_note(n)
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A parsed delay point, borrowed from the input.
+struct DelayPoint<'a> {
+    kind: Kind,
+    tags: [Option<Escaped<'a>>; 3],
+    fields: [Option<Value<'a>>; 3],
+    timestamp: Option<i64>,
+    line: u64,
+}

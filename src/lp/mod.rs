@@ -1,0 +1,109 @@
+//! InfluxDB line protocol: a parser that reads it exactly as Telegraf's
+//! influx parser does (the one `processors.execd` reads a processor's output
+//! with), and a writer that emits only the portable subset every reader
+//! agrees on (`../shared/lp-conformance/RULES.md`).
+//!
+//! The parser is zero-copy: every element borrows from the input and is
+//! unescaped only on request, and a caller that just validates a line gets
+//! no values at all. See [`parse`] for the grammar and [`write`] for output.
+
+pub mod error;
+pub mod parse;
+pub mod value;
+pub mod write;
+
+pub use error::{ErrorKind, ParseError};
+pub use parse::{parse_record, Outcome, Record, RecordKind, Validate, Visitor};
+pub use value::{Escaped, Number, Value};
+
+/// A field value owned, as a test or a tool compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnedValue {
+    /// A float.
+    Float(f64),
+    /// A signed integer.
+    Integer(i64),
+    /// An unsigned integer.
+    Unsigned(u64),
+    /// A boolean.
+    Boolean(bool),
+    /// A string, unescaped.
+    String(Vec<u8>),
+}
+
+/// A point with everything unescaped and owned: what Telegraf's parser
+/// yields for a record. Duplicate tag or field keys: the last one wins.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Point {
+    /// The measurement.
+    pub measurement: Vec<u8>,
+    /// Tags by key.
+    pub tags: std::collections::BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Fields in order of first appearance.
+    pub fields: Vec<(Vec<u8>, OwnedValue)>,
+    /// The timestamp, if the record had one.
+    pub timestamp: Option<i64>,
+}
+
+impl<'a> Visitor<'a> for Point {
+    fn measurement(&mut self, name: Escaped<'a>) -> bool {
+        self.measurement = name.unescaped().into_owned();
+        true
+    }
+
+    fn tag(&mut self, key: Escaped<'a>, value: Escaped<'a>) {
+        self.tags
+            .insert(key.unescaped().into_owned(), value.unescaped().into_owned());
+    }
+
+    fn field(&mut self, key: Escaped<'a>, value: Value<'a>) {
+        let value = match (value.number(), value) {
+            (Some(Number::Float(f)), _) => OwnedValue::Float(f),
+            (Some(Number::Integer(i)), _) => OwnedValue::Integer(i),
+            (Some(Number::Unsigned(u)), _) => OwnedValue::Unsigned(u),
+            (None, Value::Boolean(b)) => OwnedValue::Boolean(b),
+            (None, v) => OwnedValue::String(v.string().unwrap_or_default().into_owned()),
+        };
+        let key = key.unescaped().into_owned();
+        match self.fields.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => self.fields.push((key, value)),
+        }
+    }
+
+    fn timestamp(&mut self, ts: i64) {
+        self.timestamp = Some(ts);
+    }
+}
+
+/// Parses a whole input the way Telegraf's `StreamParser` does: every
+/// record in order, a point or an error for each one that is not blank or a
+/// comment, resuming after the next line feed after an error.
+pub fn parse_all(input: &[u8]) -> Vec<Result<Point, ParseError>> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while pos < input.len() {
+        let mut point = Point::default();
+        match parse_record(&input[pos..], true, &mut point) {
+            Outcome::Record(rec) => {
+                if rec.kind == RecordKind::Point {
+                    out.push(Ok(point));
+                }
+                pos += rec.len.max(1);
+            }
+            Outcome::Invalid(err) => {
+                out.push(Err(err));
+                pos += resume_after(&input[pos..], err.offset);
+            }
+            Outcome::NeedMore => break, // not returned when at_eof is set
+        }
+    }
+    out
+}
+
+/// Where parsing resumes after an error at `offset`: past the next line
+/// feed at or after it, or at the end of the input.
+pub fn resume_after(record: &[u8], offset: usize) -> usize {
+    let from = offset.min(record.len());
+    memchr::memchr(b'\n', &record[from..]).map_or(record.len(), |k| from + k + 1)
+}

@@ -1,0 +1,211 @@
+//! The pieces of a parsed record, borrowed from the input.
+//!
+//! Nothing here copies unless it must: an element is kept as its raw bytes
+//! and unescaped on demand, and only when it holds an escape does that
+//! allocate. Numbers are kept as their validated text and converted when a
+//! caller asks, so a line that is only passed through never pays for it.
+
+use std::borrow::Cow;
+
+/// Which of Telegraf's unescaping rules applies to an element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    /// The measurement: `\,` and `\ ` are unescaped.
+    Measurement,
+    /// A tag key, tag value or field key: `\,`, `\ `, `\=` and `\"` are
+    /// unescaped, but only when the raw text holds a space, comma or `=`
+    /// (Telegraf's `unescape` does exactly this, quirk included).
+    Key,
+}
+
+/// A measurement, tag key, tag value or field key as it stands in the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Escaped<'a> {
+    raw: &'a [u8],
+    element: Element,
+}
+
+impl<'a> Escaped<'a> {
+    pub(crate) fn new(raw: &'a [u8], element: Element) -> Self {
+        Escaped { raw, element }
+    }
+
+    /// The bytes as written, escapes included.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// The value Telegraf reads: borrowed unless an escape had to be removed.
+    pub fn unescaped(&self) -> Cow<'a, [u8]> {
+        let (triggers, escapable): (&[u8], &[u8]) = match self.element {
+            Element::Measurement => (b" ,", b" ,"),
+            Element::Key => (b" ,=", b" ,=\""),
+        };
+        if memchr::memchr(b'\\', self.raw).is_none()
+            || !self.raw.iter().any(|b| triggers.contains(b))
+        {
+            return Cow::Borrowed(self.raw);
+        }
+        Cow::Owned(replace_escapes(self.raw, escapable))
+    }
+
+    /// Whether the unescaped value equals `expected`, without allocating in
+    /// the common case of an element with no backslash.
+    pub fn is(&self, expected: &[u8]) -> bool {
+        if memchr::memchr(b'\\', self.raw).is_none() {
+            self.raw == expected
+        } else {
+            *self.unescaped() == *expected
+        }
+    }
+}
+
+/// Go's `strings.Replacer` over two-byte escapes: a backslash followed by
+/// one of `escapable` becomes that byte; any other backslash stays, and the
+/// byte after it is looked at afresh (so `\\,` reads as `\` then `,`).
+fn replace_escapes(raw: &[u8], escapable: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        let b = raw[i];
+        if b == b'\\' && i + 1 < raw.len() && escapable.contains(&raw[i + 1]) {
+            out.push(raw[i + 1]);
+            i += 2;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A field value, validated by the parser and converted on demand.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value<'a> {
+    /// A float, as written (`1`, `-1.5e3`, `.5`).
+    Float(&'a [u8]),
+    /// A signed integer without its `i` suffix.
+    Integer(&'a [u8]),
+    /// An unsigned integer without its `u` suffix.
+    Unsigned(&'a [u8]),
+    /// A boolean.
+    Boolean(bool),
+    /// A string's raw content between the quotes, escapes included.
+    String(&'a [u8]),
+}
+
+/// A numeric field value, typed as the input typed it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Number {
+    /// A float.
+    Float(f64),
+    /// A signed integer.
+    Integer(i64),
+    /// An unsigned integer.
+    Unsigned(u64),
+}
+
+impl<'a> Value<'a> {
+    /// The number, or `None` for a boolean or string. The parser has checked
+    /// the text and its range, so conversion cannot fail.
+    pub fn number(&self) -> Option<Number> {
+        match *self {
+            Value::Float(t) => Some(Number::Float(parse_float(t))),
+            Value::Integer(t) => Some(Number::Integer(parse_signed(t).unwrap_or(0))),
+            Value::Unsigned(t) => Some(Number::Unsigned(parse_unsigned(t).unwrap_or(0))),
+            Value::Boolean(_) | Value::String(_) => None,
+        }
+    }
+
+    /// A string's content with `\"` and `\\` unescaped.
+    pub fn string(&self) -> Option<Cow<'a, [u8]>> {
+        match *self {
+            Value::String(raw) if memchr::memchr(b'\\', raw).is_some() => {
+                Some(Cow::Owned(replace_escapes(raw, b"\\\"")))
+            }
+            Value::String(raw) => Some(Cow::Borrowed(raw)),
+            _ => None,
+        }
+    }
+}
+
+/// Parses validated float text (ASCII digits, sign, dot, exponent).
+pub(crate) fn parse_float(text: &[u8]) -> f64 {
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// Parses `-?[0-9]+` into an i64, `None` when out of range.
+pub(crate) fn parse_signed(text: &[u8]) -> Option<i64> {
+    let (neg, digits) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    // Accumulate negatively so that i64::MIN is reachable.
+    let mut acc: i64 = 0;
+    for &d in digits {
+        acc = acc.checked_mul(10)?.checked_sub(i64::from(d - b'0'))?;
+    }
+    if neg {
+        Some(acc)
+    } else {
+        acc.checked_neg()
+    }
+}
+
+/// Parses `[0-9]+` into a u64, `None` when out of range.
+pub(crate) fn parse_unsigned(text: &[u8]) -> Option<u64> {
+    let mut acc: u64 = 0;
+    for &d in text {
+        acc = acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
+    }
+    Some(acc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_unescapes_only_when_a_trigger_is_present() {
+        // Telegraf keeps `\"` unless the element also holds a space, comma or '='.
+        assert_eq!(
+            &*Escaped::new(br#"a\"b"#, Element::Key).unescaped(),
+            br#"a\"b"#
+        );
+        assert_eq!(
+            &*Escaped::new(br#"a\"b\ c"#, Element::Key).unescaped(),
+            b"a\"b c"
+        );
+        assert_eq!(
+            &*Escaped::new(br"two\\ words", Element::Key).unescaped(),
+            br"two\ words"
+        );
+        assert_eq!(
+            &*Escaped::new(br"c\=pu", Element::Measurement).unescaped(),
+            br"c\=pu"
+        );
+        assert_eq!(
+            &*Escaped::new(br"c\ pu", Element::Measurement).unescaped(),
+            b"c pu"
+        );
+    }
+
+    #[test]
+    fn integers_cover_the_full_range() {
+        assert_eq!(parse_signed(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(parse_signed(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_signed(b"9223372036854775808"), None);
+        assert_eq!(parse_signed(b"-0"), Some(0));
+        assert_eq!(parse_unsigned(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_unsigned(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn strings_unescape_quote_and_backslash() {
+        let v = Value::String(br#"a\\\"b"#);
+        assert_eq!(&*v.string().unwrap(), br#"a\"b"#);
+    }
+}

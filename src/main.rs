@@ -1,0 +1,26 @@
+//! The binary: options, logger, then the event loop.
+
+use std::process::ExitCode;
+
+use e2e_aggregator::config::{ConfigError, Options};
+use e2e_aggregator::run::{run, Exit};
+
+fn main() -> ExitCode {
+    let options = match Options::load(std::env::args_os()) {
+        Ok(o) => o,
+        Err(ConfigError::Clap(e)) => {
+            // --help and --version exit 0; a bad flag or value exits 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+        Err(ConfigError::Invalid(message)) => {
+            eprintln!("E! {message}");
+            return ExitCode::from(2);
+        }
+    };
+    e2e_aggregator::logging::init(options.log_level.filter());
+    match run(&options) {
+        Exit::Done(_) => ExitCode::SUCCESS,
+        Exit::Io(_) => ExitCode::from(1),
+    }
+}
