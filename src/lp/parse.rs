@@ -403,10 +403,10 @@ fn record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Result<Record, Pars
 
     let fields = ws0(rest);
     if fields.len() == rest.len() {
-        let kind = if rest.first() == Some(&b'=') {
-            ErrorKind::BadTagEnd
-        } else {
-            ErrorKind::MissingFields
+        let kind = match rest {
+            [b'=', ..] => ErrorKind::BadTagEnd,
+            [b'\r', next, ..] if *next != b'\n' => ErrorKind::BareCarriageReturn,
+            _ => ErrorKind::MissingFields,
         };
         return Err(to_error(NomError { kind, rest }));
     }
