@@ -1,7 +1,8 @@
 //! The engine: bytes of line protocol in, bytes of line protocol out.
 //!
-//! It splits its input into records (carrying a record that spans chunks),
-//! classifies each one (SPEC.md, "What happens to each line"), passes lines
+//! It has the parse stage ([`crate::records`]) split its input into
+//! classified records (carrying a record that spans chunks), accounts for
+//! each one (SPEC.md, "What happens to each line"), passes lines
 //! through byte for byte, folds delay points into their windows, and writes
 //! the rows of every window that closes. It does no I/O and reads no clock:
 //! the caller says what time it is ([`Now`]) in a live pipeline and nothing
@@ -12,9 +13,10 @@ use std::time::Instant;
 use crate::config::Options;
 use crate::join::{Join, RowFormat};
 use crate::logging::{suppressed_note, RateLimit};
-use crate::lp::{self, ErrorKind, Escaped, Outcome, ParseError, RecordKind, Value, Visitor};
+use crate::lp::{ErrorKind, ParseError};
+use crate::records::{self, schema, DelayPoint, Parsed, Rec, Splitter};
 use crate::stats::{Counters, Gauges, SkipReason};
-use crate::window::{key, Kind, Refused, Window, WindowStart, Windows};
+use crate::window::{Kind, Refused, Window, WindowStart, Windows};
 
 /// The time in a live pipeline.
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +72,15 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// What the parse stage needs.
+    pub fn splitter(&self) -> Splitter {
+        Splitter {
+            network: self.network.clone(),
+            service: self.service.clone(),
+            max_line: self.max_line,
+        }
+    }
+
     /// The settings for a set of options.
     pub fn new(o: &Options) -> Settings {
         Settings {
@@ -87,71 +98,6 @@ impl Settings {
             cache_ttl: o.cache_ttl.map(|d| d.as_nanos_i64()),
             output: o.output_measurement.as_bytes().to_vec(),
         }
-    }
-}
-
-/// Tag keys that key a series, in key order, and the averaged fields.
-const NETWORK_TAGS: [&[u8]; 3] = [b"path", b"source", b"target"];
-const NETWORK_FIELDS: [&[u8]; 2] = [b"latency", b"bandwidth"];
-const SERVICE_TAGS: [&[u8]; 3] = [b"sfr", b"endpoint", b"sf_instance"];
-const SERVICE_FIELDS: [&[u8]; 3] = [b"response_time", b"request_size", b"response_size"];
-
-fn schema(kind: Kind) -> (&'static [&'static [u8]; 3], &'static [&'static [u8]]) {
-    match kind {
-        Kind::Network => (&NETWORK_TAGS, &NETWORK_FIELDS),
-        Kind::Service => (&SERVICE_TAGS, &SERVICE_FIELDS),
-    }
-}
-
-/// Collects what a delay point needs while the parser reads it.
-struct DelayVisitor<'a, 's> {
-    settings: &'s Settings,
-    kind: Option<Kind>,
-    tags: [Option<Escaped<'a>>; 3],
-    fields: [Option<Value<'a>>; 3],
-    timestamp: Option<i64>,
-}
-
-impl<'a, 's> DelayVisitor<'a, 's> {
-    fn new(settings: &'s Settings) -> Self {
-        DelayVisitor {
-            settings,
-            kind: None,
-            tags: [None; 3],
-            fields: [None; 3],
-            timestamp: None,
-        }
-    }
-}
-
-impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
-    fn measurement(&mut self, name: Escaped<'a>) -> bool {
-        self.kind = if name.is(&self.settings.network) {
-            Some(Kind::Network)
-        } else if name.is(&self.settings.service) {
-            Some(Kind::Service)
-        } else {
-            None
-        };
-        self.kind.is_some()
-    }
-
-    fn tag(&mut self, k: Escaped<'a>, v: Escaped<'a>) {
-        let Some(kind) = self.kind else { return };
-        if let Some(i) = schema(kind).0.iter().position(|name| k.is(name)) {
-            self.tags[i] = Some(v);
-        }
-    }
-
-    fn field(&mut self, k: Escaped<'a>, v: Value<'a>) {
-        let Some(kind) = self.kind else { return };
-        if let Some(i) = schema(kind).1.iter().position(|name| k.is(name)) {
-            self.fields[i] = Some(v);
-        }
-    }
-
-    fn timestamp(&mut self, ts: i64) {
-        self.timestamp = Some(ts);
     }
 }
 
@@ -176,6 +122,9 @@ struct Warnings {
 /// The engine. See the module doc.
 pub struct Engine {
     settings: Settings,
+    splitter: Splitter,
+    /// Scratch for the records of a chunk parsed on this thread.
+    parsed: Parsed,
     windows: Windows,
     join: Join,
     counters: Counters,
@@ -186,8 +135,6 @@ pub struct Engine {
     skipping: bool,
     /// The physical line on which the next record starts (1-based).
     line: u64,
-    /// Scratch for series keys, so lookups do not allocate.
-    key: Vec<u8>,
     /// When the last point was accepted into a window (live).
     last_accept: Option<Instant>,
     /// Whether a window closed since [`Engine::take_window_closed`].
@@ -207,8 +154,11 @@ impl Engine {
                 unit: settings.unit,
             },
         );
+        let splitter = settings.splitter();
         Engine {
             settings,
+            splitter,
+            parsed: Parsed::default(),
             windows,
             join,
             counters: Counters::default(),
@@ -216,7 +166,6 @@ impl Engine {
             carry: Vec::new(),
             skipping: false,
             line: 1,
-            key: Vec::new(),
             last_accept: None,
             window_closed: false,
             warnings: Warnings::default(),
@@ -234,17 +183,39 @@ impl Engine {
             self.line += 1;
             chunk = &chunk[k + 1..];
         }
+        let mut parsed = std::mem::take(&mut self.parsed);
         if self.carry.is_empty() {
-            let used = self.records(chunk, false, now);
-            self.carry.extend_from_slice(&chunk[used..]);
+            self.splitter.parse(chunk, false, &mut parsed);
+            self.apply(chunk, &parsed, false, now);
+            self.carry.extend_from_slice(&chunk[parsed.consumed..]);
         } else {
             let mut pending = std::mem::take(&mut self.carry);
             pending.extend_from_slice(chunk);
-            let used = self.records(&pending, false, now);
-            pending.drain(..used);
+            self.splitter.parse(&pending, false, &mut parsed);
+            self.apply(&pending, &parsed, false, now);
+            pending.drain(..parsed.consumed);
             self.carry = pending;
         }
+        self.parsed = parsed;
         self.limit_carry(now);
+    }
+
+    /// Processes a chunk that another thread has parsed with this engine's
+    /// [`Splitter`]. The parse assumed the chunk starts at a record
+    /// boundary; if a record from the previous chunk is still open, it is
+    /// parsed again here.
+    pub fn feed_parsed(&mut self, chunk: &[u8], parsed: &Parsed, now: Option<Now>) {
+        if self.skipping || !self.carry.is_empty() {
+            return self.feed(chunk, now);
+        }
+        self.apply(chunk, parsed, false, now);
+        self.carry.extend_from_slice(&chunk[parsed.consumed..]);
+        self.limit_carry(now);
+    }
+
+    /// The parse stage's settings, for parsing on other threads.
+    pub fn splitter(&self) -> &Splitter {
+        &self.splitter
     }
 
     /// Ends the input: the record still open is parsed as it stands (an
@@ -252,7 +223,10 @@ impl Engine {
     pub fn finish(&mut self, now: Option<Now>) {
         self.skipping = false;
         let pending = std::mem::take(&mut self.carry);
-        self.records(&pending, true, now);
+        let mut parsed = std::mem::take(&mut self.parsed);
+        self.splitter.parse(&pending, true, &mut parsed);
+        self.apply(&pending, &parsed, true, now);
+        self.parsed = parsed;
         let closed = self.windows.close_all();
         self.close(closed);
     }
@@ -327,72 +301,55 @@ impl Engine {
         .sum()
     }
 
-    /// Handles the records in `buf`; returns the bytes consumed. A record
-    /// that may continue past `buf` is left unconsumed unless `at_eof`.
-    fn records(&mut self, buf: &[u8], at_eof: bool, now: Option<Now>) -> usize {
+    /// Applies the records of `buf`, in order.
+    fn apply(&mut self, buf: &[u8], parsed: &Parsed, at_eof: bool, now: Option<Now>) {
         let mut pos = 0;
-        while pos < buf.len() {
+        for rec in &parsed.records {
             let rest = &buf[pos..];
-            let mut visitor = DelayVisitor::new(&self.settings);
-            match lp::parse_record(rest, at_eof, &mut visitor) {
-                Outcome::Record(rec) if rec.len > self.settings.max_line => {
-                    pos += self.invalid(rest, self.too_long(), at_eof);
-                }
-                Outcome::Record(rec) => {
-                    let DelayVisitor {
-                        kind,
-                        tags,
-                        fields,
-                        timestamp,
-                        ..
-                    } = visitor;
-                    let line = self.line;
-                    self.line += rec.lines as u64;
+            match rec {
+                Rec::Ignored { len } => {
                     self.counters.lines_in += 1;
-                    let body = &rest[..rec.body];
-                    match (rec.kind, kind) {
-                        (RecordKind::Blank | RecordKind::Comment, _) => self.counters.ignored += 1,
-                        (RecordKind::Point, None) => {
-                            self.counters.other += 1;
-                            self.pass(body);
-                        }
-                        (RecordKind::Point, Some(kind)) => {
-                            let point = DelayPoint {
-                                kind,
-                                tags,
-                                fields,
-                                timestamp,
-                                line,
-                            };
-                            self.delay(point, body, now);
-                        }
-                    }
-                    pos += rec.len.max(1);
+                    self.counters.ignored += 1;
+                    self.line += 1;
+                    pos += len;
                 }
-                Outcome::Invalid(err) => pos += self.invalid(rest, err, at_eof),
-                Outcome::NeedMore => break,
+                Rec::Other { body, len, lines } => {
+                    self.counters.lines_in += 1;
+                    self.counters.other += 1;
+                    self.line += *lines as u64;
+                    self.pass(&rest[..*body]);
+                    pos += len;
+                }
+                Rec::Delay {
+                    body,
+                    len,
+                    lines,
+                    point,
+                } => {
+                    self.counters.lines_in += 1;
+                    let line = self.line;
+                    self.line += *lines as u64;
+                    self.delay(point, &parsed.keys, line, &rest[..*body], now);
+                    pos += len;
+                }
+                Rec::Invalid { err, len, ended } => {
+                    self.invalid(&rest[..*len], *err);
+                    if !ended && !at_eof {
+                        self.skipping = true;
+                    }
+                    pos += (*len).max(1);
+                }
             }
         }
-        pos
     }
 
-    fn too_long(&self) -> ParseError {
-        ParseError {
-            kind: ErrorKind::TooLong,
-            offset: self.settings.max_line,
-        }
-    }
-
-    /// Reports an invalid record and returns the bytes to skip: through the
-    /// next line feed at or after the error, or all of `rest` (and the rest
-    /// of the record in later chunks, unless `at_eof`).
-    fn invalid(&mut self, rest: &[u8], err: ParseError, at_eof: bool) -> usize {
-        let skip = lp::resume_after(rest, err.offset);
-        let ended = skip > 0 && rest[skip - 1] == b'\n';
+    /// Counts and reports an invalid record (`skipped` is what is skipped
+    /// of it in this chunk).
+    fn invalid(&mut self, skipped: &[u8], err: ParseError) {
         self.counters.lines_in += 1;
         self.counters.invalid += 1;
         if let Some(n) = self.warnings.invalid.allow(Instant::now()) {
-            let shown = &rest[..skip.min(200)];
+            let shown = &skipped[..skipped.len().min(200)];
             let shown = shown.strip_suffix(b"\n").unwrap_or(shown);
             let limit = if err.kind == ErrorKind::TooLong {
                 format!(" ({} bytes)", self.settings.max_line)
@@ -404,15 +361,11 @@ impl Engine {
                 self.line,
                 err,
                 shown.escape_ascii(),
-                if skip > 200 { "..." } else { "" },
+                if skipped.len() > 200 { "..." } else { "" },
                 suppressed_note(n)
             );
         }
-        self.line += memchr::memchr_iter(b'\n', &rest[..skip]).count() as u64;
-        if !ended && !at_eof {
-            self.skipping = true;
-        }
-        skip
+        self.line += memchr::memchr_iter(b'\n', skipped).count() as u64;
     }
 
     /// A record pending in the carry buffer that outgrew `--max-line-size`
@@ -422,9 +375,15 @@ impl Engine {
             return;
         }
         let pending = std::mem::take(&mut self.carry);
-        let skip = self.invalid(&pending, self.too_long(), false);
-        if !self.skipping {
-            self.feed(&pending[skip..], now);
+        let Rec::Invalid { len, ended, .. } = records::invalid(&pending, self.splitter.too_long())
+        else {
+            return;
+        };
+        self.invalid(&pending[..len], self.splitter.too_long());
+        if ended {
+            self.feed(&pending[len..], now);
+        } else {
+            self.skipping = true;
         }
     }
 
@@ -435,16 +394,15 @@ impl Engine {
         self.out.push(b'\n');
     }
 
-    fn delay(&mut self, point: DelayPoint<'_>, body: &[u8], now: Option<Now>) {
-        let fate = self.place(&point, now);
+    fn delay(&mut self, point: &DelayPoint, keys: &[u8], line: u64, body: &[u8], now: Option<Now>) {
+        let fate = self.place(point, keys, line, now);
         match fate {
             Fate::Aggregated => self.counters.aggregated += 1,
             Fate::Late => {
                 self.counters.late += 1;
                 if let Some(n) = self.warnings.late.allow(Instant::now()) {
                     log::debug!(
-                        "late point on line {}: its window has closed{}",
-                        point.line,
+                        "late point on line {line}: its window has closed{}",
                         suppressed_note(n)
                     );
                 }
@@ -463,83 +421,69 @@ impl Engine {
     }
 
     /// Decides where a delay point goes and adds it to its window.
-    fn place(&mut self, p: &DelayPoint<'_>, now: Option<Now>) -> Fate {
+    fn place(&mut self, p: &DelayPoint, keys: &[u8], line: u64, now: Option<Now>) -> Fate {
         let (tag_names, field_names) = schema(p.kind);
-        let [Some(a), Some(b), Some(c)] = p.tags else {
-            let missing = tag_names
-                .iter()
-                .zip(&p.tags)
-                .filter(|(_, t)| t.is_none())
-                .map(|(n, _)| String::from_utf8_lossy(n))
-                .collect::<Vec<_>>()
-                .join(", ");
+        for (i, name) in field_names.iter().enumerate() {
+            if p.non_numeric & (1 << i) != 0 {
+                self.counters.non_numeric_fields += 1;
+                if let Some(n) = self.warnings.non_numeric.allow(Instant::now()) {
+                    log::warn!(
+                        "line {line}: field {} is not a number: ignored{}",
+                        String::from_utf8_lossy(name),
+                        suppressed_note(n)
+                    );
+                }
+            }
+        }
+        let Some(key) = p.key.clone() else {
             if let Some(n) = self.warnings.missing_tag.allow(Instant::now()) {
+                let missing = tag_names
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| p.missing_tags & (1 << i) != 0)
+                    .map(|(_, n)| String::from_utf8_lossy(n))
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 log::warn!(
-                    "line {}: {} point without tag {missing}: not aggregated{}",
-                    p.line,
+                    "line {line}: {} point without tag {missing}: not aggregated{}",
                     self.measurement_name(p.kind),
                     suppressed_note(n)
                 );
             }
             return Fate::Skipped(SkipReason::MissingTag);
         };
-
-        let mut values = [None; 3];
-        for (i, field) in p.fields.iter().enumerate().take(field_names.len()) {
-            let Some(v) = field else { continue };
-            match v.number() {
-                Some(n) => values[i] = Some(n),
-                None => {
-                    self.counters.non_numeric_fields += 1;
-                    if let Some(n) = self.warnings.non_numeric.allow(Instant::now()) {
-                        log::warn!(
-                            "line {}: field {} is not a number: ignored{}",
-                            p.line,
-                            String::from_utf8_lossy(field_names[i]),
-                            suppressed_note(n)
-                        );
-                    }
-                }
-            }
-        }
-        if values.iter().all(Option::is_none) {
+        if p.values.iter().all(Option::is_none) {
             return Fate::Skipped(SkipReason::NoNumericField);
         }
 
+        let unit = self.settings.unit;
         let ts = match (p.timestamp, now) {
-            (Some(ts), _) => i128::from(ts) * i128::from(self.settings.unit),
-            (None, Some(now)) => {
-                i128::from(now.wall.div_euclid(self.settings.unit) * self.settings.unit)
-            }
-            (None, None) => return self.skipped(SkipReason::NoTimestamp, p.line),
+            (Some(ts), _) => i128::from(ts) * i128::from(unit),
+            (None, Some(now)) => i128::from(now.wall.div_euclid(unit) * unit),
+            (None, None) => return self.skipped(SkipReason::NoTimestamp, line),
         };
         let Some(start) = i64::try_from(ts)
             .ok()
             .and_then(|ts| self.windows.window_of(ts))
         else {
-            return self.skipped(SkipReason::OutOfRange, p.line);
+            return self.skipped(SkipReason::OutOfRange, line);
         };
         let ts = ts as i64;
         if let Some(now) = now {
             if i128::from(ts) > i128::from(now.wall) + i128::from(self.settings.max_future) {
-                return self.skipped(SkipReason::Future, p.line);
+                return self.skipped(SkipReason::Future, line);
             }
         }
 
-        self.key.clear();
-        key::encode(
-            [&a.unescaped(), &b.unescaped(), &c.unescaped()],
-            &mut self.key,
-        );
         let cap = self.settings.max_series;
         let room = cap == 0 || self.windows.pairs() + self.join.len() < cap;
         match self
             .windows
-            .add(p.kind, &self.key, ts, start, &values, room)
+            .add(p.kind, &keys[key], ts, start, &p.values, room)
         {
             Ok(()) => Fate::Aggregated,
             Err(Refused::Late) => Fate::Late,
-            Err(Refused::Full) => self.skipped(SkipReason::MaxSeries, p.line),
+            Err(Refused::Full) => self.skipped(SkipReason::MaxSeries, line),
         }
     }
 
@@ -599,13 +543,4 @@ impl Engine {
             }
         }
     }
-}
-
-/// A parsed delay point, borrowed from the input.
-struct DelayPoint<'a> {
-    kind: Kind,
-    tags: [Option<Escaped<'a>>; 3],
-    fields: [Option<Value<'a>>; 3],
-    timestamp: Option<i64>,
-    line: u64,
 }

@@ -11,6 +11,7 @@ pub mod engine;
 pub mod join;
 pub mod logging;
 pub mod lp;
+pub mod records;
 pub mod run;
 pub mod stats;
 pub mod window;

@@ -1,6 +1,11 @@
 //! The event loop: a stdin reader thread, a ticker and signals feeding one
 //! loop over crossbeam channels, and stdout written from that loop only.
 //!
+//! Parsing, most of the work, runs on two worker threads: the reader deals
+//! chunks to them in turn and the loop takes their results back in the
+//! same turn, so the records are applied in input order (see
+//! `Engine::feed_parsed`).
+//!
 //! The reader polls stdin together with a self-pipe that signal-hook writes
 //! to on SIGTERM/SIGINT, so a stop reads exactly what is already in the pipe
 //! (without blocking) and then ends the input, whichever of end of input
@@ -17,6 +22,7 @@ use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::config::Options;
 use crate::engine::{Engine, Now, Settings};
+use crate::records::{Parsed, Splitter};
 
 /// Bytes read from stdin at a time. Large reads keep syscalls off the hot
 /// path; a read returns as soon as some input is there, so it adds no delay.
@@ -28,6 +34,9 @@ const WRITE_AT: usize = 128 * 1024;
 /// How often the watermark is recomputed while input is idle.
 const TICK: Duration = Duration::from_millis(100);
 
+/// Parse workers: one per core of the machines this runs on.
+const WORKERS: usize = 2;
+
 /// Why the input ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
@@ -38,9 +47,16 @@ pub enum End {
 }
 
 enum Event {
-    /// Input ending at a line feed unless a line is longer than a chunk.
-    Data(Vec<u8>),
+    /// Input ending at a line feed unless a line is longer than a chunk,
+    /// with the time it was read (live only).
+    Data(Vec<u8>, Option<Now>),
     /// Input ended; the error, if reading failed.
+    End(End, Option<io::Error>),
+}
+
+/// A chunk and its records, from a parse worker.
+enum Work {
+    Chunk(Vec<u8>, Parsed, Option<Now>),
     End(End, Option<io::Error>),
 }
 
@@ -73,11 +89,28 @@ pub fn run(options: &Options) -> Exit {
         }
     }
 
-    let (data_tx, data_rx) = bounded::<Event>(4);
     let (spare_tx, spare_rx) = bounded::<Vec<u8>>(8);
+    let mut to_workers = Vec::new();
+    let mut from_workers = Vec::new();
+    let mut spare_parsed = Vec::new();
+    for i in 0..WORKERS {
+        let (in_tx, in_rx) = bounded::<Event>(2);
+        let (out_tx, out_rx) = bounded::<Work>(2);
+        let (back_tx, back_rx) = bounded::<Parsed>(4);
+        let splitter = engine.splitter().clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("parse-{i}"))
+            .spawn(move || parse_worker(&splitter, &in_rx, &out_tx, &back_rx));
+        if let Err(e) = worker {
+            return Exit::Io(e);
+        }
+        to_workers.push(in_tx);
+        from_workers.push(out_rx);
+        spare_parsed.push(back_tx);
+    }
     let reader = std::thread::Builder::new()
         .name("stdin".into())
-        .spawn(move || read_stdin(&stop_rx, &data_tx, &spare_rx, replay));
+        .spawn(move || read_stdin(&stop_rx, &to_workers, &spare_rx, replay));
     if let Err(e) = reader {
         return Exit::Io(e);
     }
@@ -91,17 +124,19 @@ pub fn run(options: &Options) -> Exit {
     let now = || (!replay).then(Now::read);
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
 
+    let mut turn = 0;
     let end = loop {
-        let event = match data_rx.try_recv() {
+        let from = &from_workers[turn];
+        let event = match from.try_recv() {
             Ok(event) => event,
-            Err(TryRecvError::Disconnected) => Event::End(End::Eof, None),
+            Err(TryRecvError::Disconnected) => Work::End(End::Eof, None),
             Err(TryRecvError::Empty) => {
                 // Nothing waiting: flush before blocking.
                 if let Err(e) = write_out(&mut engine, &mut out, true) {
                     return broken(e);
                 }
                 select! {
-                    recv(data_rx) -> event => event.unwrap_or(Event::End(End::Eof, None)),
+                    recv(from) -> event => event.unwrap_or(Work::End(End::Eof, None)),
                     recv(ticker) -> _ => {
                         if let Some(now) = now() {
                             engine.tick(now);
@@ -116,9 +151,11 @@ pub fn run(options: &Options) -> Exit {
             }
         };
         match event {
-            Event::Data(buf) => {
-                engine.feed(&buf, now());
-                let _ = spare_tx.try_send(buf);
+            Work::Chunk(chunk, parsed, read_at) => {
+                engine.feed_parsed(&chunk, &parsed, read_at);
+                let _ = spare_tx.try_send(chunk);
+                let _ = spare_parsed[turn].try_send(parsed);
+                turn = (turn + 1) % WORKERS;
                 // Input that never stops must not starve the idle advance.
                 if ticker.try_recv().is_ok() {
                     if let Some(now) = now() {
@@ -135,7 +172,7 @@ pub fn run(options: &Options) -> Exit {
                     }
                 }
             }
-            Event::End(end, error) => {
+            Work::End(end, error) => {
                 if let Some(e) = error {
                     log::error!("reading stdin failed: {e}; stopping");
                 }
@@ -202,7 +239,18 @@ fn stdin_is_file() -> bool {
 /// partial line is moved to the next chunk), and stops at end of input or,
 /// after draining what is already readable, at a stop signal. Buffers come
 /// back from the loop through `spare`, so reading allocates nothing.
-fn read_stdin(stop: &UnixStream, tx: &Sender<Event>, spare: &Receiver<Vec<u8>>, replay: bool) {
+fn read_stdin(
+    stop: &UnixStream,
+    workers: &[Sender<Event>],
+    spare: &Receiver<Vec<u8>>,
+    replay: bool,
+) {
+    let mut turn = 0;
+    let mut send = |event: Event| {
+        let sent = workers[turn].send(event).is_ok();
+        turn = (turn + 1) % workers.len();
+        sent
+    };
     let stdin = io::stdin();
     let mut input = stdin.lock();
     let mut buf = vec![0u8; CHUNK];
@@ -250,19 +298,40 @@ fn read_stdin(stop: &UnixStream, tx: &Sender<Event>, spare: &Receiver<Vec<u8>>, 
         let tail = filled - cut;
         next[..tail].copy_from_slice(&buf[cut..filled]);
         buf.truncate(cut);
-        if tx
-            .send(Event::Data(std::mem::replace(&mut buf, next)))
-            .is_err()
-        {
+        let read_at = (!replay).then(Now::read);
+        if !send(Event::Data(std::mem::replace(&mut buf, next), read_at)) {
             return;
         }
         filled = tail;
     };
     buf.truncate(filled);
-    if !buf.is_empty() && tx.send(Event::Data(buf)).is_err() {
+    if !buf.is_empty() && !send(Event::Data(buf, (!replay).then(Now::read))) {
         return;
     }
-    let _ = tx.send(Event::End(end.0, end.1));
+    send(Event::End(end.0, end.1));
+}
+
+/// A parse worker: parses each chunk it is dealt and hands it on with its
+/// records. `spare` brings back record buffers for reuse.
+fn parse_worker(
+    splitter: &Splitter,
+    input: &Receiver<Event>,
+    output: &Sender<Work>,
+    spare: &Receiver<Parsed>,
+) {
+    for event in input {
+        let out = match event {
+            Event::Data(chunk, read_at) => {
+                let mut parsed = spare.try_recv().unwrap_or_default();
+                splitter.parse(&chunk, false, &mut parsed);
+                Work::Chunk(chunk, parsed, read_at)
+            }
+            Event::End(end, error) => Work::End(end, error),
+        };
+        if output.send(out).is_err() {
+            return;
+        }
+    }
 }
 
 /// Waits until stdin or the stop pipe is readable; when `stopping`, only

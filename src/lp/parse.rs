@@ -131,6 +131,87 @@ fn is(b: u8, class: u8) -> bool {
     CLASS[b as usize] & class != 0
 }
 
+/// Eight bytes at `p`, first byte lowest.
+#[inline(always)]
+fn word(i: &[u8], p: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&i[p..p + 8]);
+    u64::from_le_bytes(w)
+}
+
+const LO: u64 = u64::from_le_bytes([0x01; 8]);
+const HI: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// High bit set in each byte of `w` equal to `b`; exact for the lowest
+/// such byte (a borrow may flag bytes above it), which is all we use.
+#[inline(always)]
+fn eq_bytes(w: u64, b: u8) -> u64 {
+    let x = w ^ (LO * u64::from(b));
+    x.wrapping_sub(LO) & !x & HI
+}
+
+/// The first byte at or after `p` of the given class, or `i.len()`.
+///
+/// Eight bytes at a time: a word is skipped when none of its bytes is a
+/// separator (space, comma, `=`, backslash) or below 0x0e; the TAB..CR
+/// control bytes fall in that range, and the few other bytes below 0x0e
+/// that land there are checked one by one against the table.
+#[inline(always)]
+fn find_class<const CLASS: u8>(i: &[u8], mut p: usize) -> usize {
+    let class = CLASS;
+    while p + 8 <= i.len() {
+        let w = word(i, p);
+        let mut m = w.wrapping_sub(LO * 0x0e) & !w & HI
+            | eq_bytes(w, b' ')
+            | eq_bytes(w, b',')
+            | eq_bytes(w, b'\\');
+        if CLASS & KEY_STOP != 0 {
+            m |= eq_bytes(w, b'=');
+        }
+        if m == 0 {
+            p += 8;
+            continue;
+        }
+        let k = p + (m.trailing_zeros() / 8) as usize;
+        if is(i[k], class) {
+            return k;
+        }
+        p = k + 1;
+    }
+    p + i[p..]
+        .iter()
+        .position(|&b| is(b, class))
+        .unwrap_or(i.len() - p)
+}
+
+/// The end of the run of ASCII digits starting at `p`.
+#[inline]
+fn digits_end(i: &[u8], mut p: usize) -> usize {
+    const F0: u64 = u64::from_le_bytes([0xf0; 8]);
+    const D0: u64 = u64::from_le_bytes([0x30; 8]);
+    const SIX: u64 = u64::from_le_bytes([0x06; 8]);
+    while p + 8 <= i.len() {
+        let w = word(i, p);
+        // A digit is 0x30..=0x39: high nibble 3, and still 3 after adding 6.
+        let bad = ((w & F0) ^ D0) | ((w.wrapping_add(SIX) & F0) ^ D0);
+        if bad != 0 {
+            return p + (bad.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    p + i[p..].iter().take_while(|b| b.is_ascii_digit()).count()
+}
+
+/// The value of eight ASCII digits, the first in the lowest byte: pairs,
+/// then quads, then the whole, each step one multiply.
+#[inline(always)]
+fn eight_digits(w: u64) -> u64 {
+    let w = w.wrapping_sub(u64::from_le_bytes([b'0'; 8]));
+    let w = (w.wrapping_mul(10) + (w >> 8)) & 0x00ff_00ff_00ff_00ff;
+    let w = (w.wrapping_mul(100) + (w >> 16)) & 0x0000_ffff_0000_ffff;
+    (w.wrapping_mul(10_000) + (w >> 32)) & 0xffff_ffff
+}
+
 /// Skips separator whitespace.
 #[inline]
 fn ws0(i: &[u8]) -> &[u8] {
@@ -152,16 +233,13 @@ enum Rule {
 /// successor is read afresh (Telegraf's `'\\\\' %to{ fhold; }`).
 #[inline]
 fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, &[u8]> {
-    let stop = if rule == Rule::Measurement {
-        MEAS_STOP
-    } else {
-        KEY_STOP
-    };
     let mut p = 0;
     loop {
-        while p < i.len() && !is(i[p], stop) {
-            p += 1;
-        }
+        p = if rule == Rule::Measurement {
+            find_class::<MEAS_STOP>(i, p)
+        } else {
+            find_class::<KEY_STOP>(i, p)
+        };
         if p == i.len() || i[p] != b'\\' {
             break;
         }
@@ -189,7 +267,7 @@ fn ends_value(b: Option<&u8>) -> bool {
 
 /// A number: float, `i` integer or `u` unsigned, per Telegraf's grammar.
 fn number(i: &[u8]) -> Res<'_, Value<'_>> {
-    let digits = |from: usize| i[from..].iter().take_while(|b| b.is_ascii_digit()).count();
+    let digits = |from: usize| digits_end(i, from) - from;
     let neg = i.first() == Some(&b'-');
     let int_start = usize::from(neg);
     let int_len = digits(int_start);
@@ -221,14 +299,15 @@ fn number(i: &[u8]) -> Res<'_, Value<'_>> {
         }
         Some(b'i') if int_ok => {
             let text = &i[..p];
-            if parse_signed(text).is_none() {
+            // Up to 18 digits always fit: check the range only beyond.
+            if int_len > 18 && parse_signed(text).is_none() {
                 return fail(&i[p + 1..], ErrorKind::IntegerOutOfRange);
             }
             Ok((&i[p + 1..], Value::Integer(text)))
         }
         Some(b'u') if int_ok && !neg => {
             let text = &i[..p];
-            if parse_unsigned(text).is_none() {
+            if int_len > 19 && parse_unsigned(text).is_none() {
                 return fail(&i[p + 1..], ErrorKind::UnsignedOutOfRange);
             }
             Ok((&i[p + 1..], Value::Unsigned(text)))
@@ -302,17 +381,30 @@ fn field_value(i: &[u8]) -> Res<'_, Value<'_>> {
 
 /// `-?[0-9]{1,19}` within the signed 64-bit range.
 fn timestamp(i: &[u8]) -> Res<'_, i64> {
-    let start = usize::from(i.first() == Some(&b'-'));
-    let n = i[start..]
-        .iter()
-        .take(20)
-        .take_while(|b| b.is_ascii_digit())
-        .count();
-    if n == 0 || n == 20 {
+    let neg = i.first() == Some(&b'-');
+    let start = usize::from(neg);
+    let end = digits_end(i, start);
+    let n = end - start;
+    if n == 0 || n > 19 {
         return fail(&i[start + n.min(19)..], ErrorKind::BadTimestamp);
     }
-    let end = start + n;
-    match parse_signed(&i[..end]) {
+    // 19 digits fit in a u64; the sign decides the limit. Whole groups of
+    // eight digits are converted a word at a time.
+    let head = start + n % 8;
+    let mut v = i[start..head]
+        .iter()
+        .fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0'));
+    let mut p = head;
+    while p < end {
+        v = v * 100_000_000 + eight_digits(word(i, p));
+        p += 8;
+    }
+    let ts = if neg {
+        0i64.checked_sub_unsigned(v)
+    } else {
+        i64::try_from(v).ok()
+    };
+    match ts {
         Some(ts) => Ok((&i[end..], ts)),
         None => fail(&i[end..], ErrorKind::TimestampOutOfRange),
     }
@@ -495,6 +587,26 @@ mod tests {
             (ErrorKind::BareCarriageReturn, 12)
         );
         assert_eq!(error("m f=1e309"), (ErrorKind::FloatOutOfRange, 9));
+    }
+
+    #[test]
+    fn word_at_a_time_helpers_agree_with_bytes() {
+        assert_eq!(eight_digits(word(b"12345678", 0)), 12_345_678);
+        assert_eq!(eight_digits(word(b"00000009", 0)), 9);
+        assert_eq!(digits_end(b"123456789012x", 0), 12);
+        assert_eq!(digits_end(b"1234567\xfa9", 0), 7);
+        assert_eq!(find_class::<KEY_STOP>(b"abcdefgh\x01ij=k", 0), 11);
+        assert_eq!(find_class::<MEAS_STOP>(b"abcdefgh\x01ij=k l", 0), 13);
+        let mut ts = |s: &str| match timestamp(s.as_bytes()) {
+            Ok((_, v)) => Some(v),
+            Err(_) => None,
+        };
+        assert_eq!(ts("1700000000063184460"), Some(1_700_000_000_063_184_460));
+        assert_eq!(ts("-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(ts("9223372036854775807"), Some(i64::MAX));
+        assert_eq!(ts("9223372036854775808"), None);
+        assert_eq!(ts("-1"), Some(-1));
+        assert_eq!(ts("12345678"), Some(12_345_678));
     }
 
     #[test]

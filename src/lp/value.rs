@@ -52,11 +52,14 @@ impl<'a> Escaped<'a> {
     /// Whether the unescaped value equals `expected`, without allocating in
     /// the common case of an element with no backslash.
     pub fn is(&self, expected: &[u8]) -> bool {
-        if memchr::memchr(b'\\', self.raw).is_none() {
-            self.raw == expected
-        } else {
-            *self.unescaped() == *expected
+        // Unescaping only ever shortens an element, and one without a
+        // backslash is its own value.
+        if self.raw == expected {
+            return !expected.contains(&b'\\');
         }
+        self.raw.len() > expected.len()
+            && self.raw.contains(&b'\\')
+            && *self.unescaped() == *expected
     }
 }
 
