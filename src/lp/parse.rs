@@ -231,7 +231,7 @@ enum Rule {
 /// Scans a non-empty escaped element. A backslash escapes any byte but the
 /// control bytes; in tags a doubled backslash is one literal backslash whose
 /// successor is read afresh (Telegraf's `'\\\\' %to{ fhold; }`).
-#[inline]
+#[inline(always)]
 fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, &[u8]> {
     let mut p = 0;
     loop {
@@ -266,6 +266,7 @@ fn ends_value(b: Option<&u8>) -> bool {
 }
 
 /// A number: float, `i` integer or `u` unsigned, per Telegraf's grammar.
+#[inline(always)]
 fn number(i: &[u8]) -> Res<'_, Value<'_>> {
     let digits = |from: usize| digits_end(i, from) - from;
     let neg = i.first() == Some(&b'-');
@@ -370,6 +371,7 @@ fn string(i: &[u8]) -> Res<'_, Value<'_>> {
     }
 }
 
+#[inline(always)]
 fn field_value(i: &[u8]) -> Res<'_, Value<'_>> {
     match i.first() {
         Some(b'"') => string(i),
