@@ -108,7 +108,14 @@ impl Join {
                 latency: lat.value(),
                 updated_end: end,
             };
-            self.network.insert(k.clone(), entry);
+            // Most paths report every window: replace in place, allocate a
+            // key only for a new one.
+            match self.network.get_mut(k) {
+                Some(slot) => *slot = entry,
+                None => {
+                    self.network.insert(k.clone(), entry);
+                }
+            }
         }
         self.update_services(&window, end);
 
@@ -218,7 +225,12 @@ impl Join {
                 response_size: resp.value(),
                 updated_end: end,
             };
-            self.service.insert(sfr.into(), entry);
+            match self.service.get_mut(sfr) {
+                Some(slot) => *slot = entry,
+                None => {
+                    self.service.insert(sfr.into(), entry);
+                }
+            }
         }
     }
 

@@ -105,6 +105,10 @@ impl<'o> Line<'o> {
 }
 
 fn escape(out: &mut Vec<u8>, text: &[u8], special: &[u8]) {
+    if !text.iter().any(|b| special.contains(b)) {
+        out.extend_from_slice(text);
+        return;
+    }
     for &b in text {
         if special.contains(&b) {
             out.push(b'\\');
