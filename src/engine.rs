@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crate::config::Options;
 use crate::join::{Join, RowFormat};
-use crate::logging::{suppressed_note, RateLimit};
+use crate::logging::{suppressed_note, Once, RateLimit};
 use crate::lp::{ErrorKind, ParseError};
 use crate::records::{self, schema, DelayPoint, Parsed, Rec, Splitter};
 use crate::stats::{Counters, Gauges, SkipReason};
@@ -108,9 +108,12 @@ enum Fate {
     Skipped(SkipReason),
 }
 
-/// Rate limits of the warnings that input can repeat without end.
+/// Rate limits of the warnings that input can repeat without end, and the
+/// subjects already warned about where a warning is due once per series
+/// or measurement.
 #[derive(Debug, Default)]
 struct Warnings {
+    once: Once,
     invalid: RateLimit,
     missing_tag: RateLimit,
     non_numeric: RateLimit,
@@ -371,7 +374,10 @@ impl Engine {
     /// A record pending in the carry buffer that outgrew `--max-line-size`
     /// is invalid: report it and drop it without holding more of it.
     fn limit_carry(&mut self, now: Option<Now>) {
-        if self.carry.len() <= self.settings.max_line {
+        // The limit is on the record without its line ending, and the
+        // carried record may be waiting for the `\n` after its `\r`.
+        let body = self.carry.len() - usize::from(self.carry.ends_with(b"\r"));
+        if body <= self.settings.max_line {
             return;
         }
         let pending = std::mem::take(&mut self.carry);
@@ -423,9 +429,14 @@ impl Engine {
     /// Decides where a delay point goes and adds it to its window.
     fn place(&mut self, p: &DelayPoint, keys: &[u8], line: u64, now: Option<Now>) -> Fate {
         let (tag_names, field_names) = schema(p.kind);
+        let series = p.key.clone().map_or(&[][..], |k| &keys[k]);
         for (i, name) in field_names.iter().enumerate() {
             if p.non_numeric & (1 << i) != 0 {
                 self.counters.non_numeric_fields += 1;
+                let subject = [&[b'n', p.kind as u8, i as u8][..], series].concat();
+                if !self.warnings.once.first(&subject) {
+                    continue;
+                }
                 if let Some(n) = self.warnings.non_numeric.allow(Instant::now()) {
                     log::warn!(
                         "line {line}: field {} is not a number: ignored{}",
@@ -436,7 +447,11 @@ impl Engine {
             }
         }
         let Some(key) = p.key.clone() else {
-            if let Some(n) = self.warnings.missing_tag.allow(Instant::now()) {
+            let once = self.warnings.once.first(&[b'm', p.kind as u8]);
+            if let Some(n) = once
+                .then(|| self.warnings.missing_tag.allow(Instant::now()))
+                .flatten()
+            {
                 let missing = tag_names
                     .iter()
                     .enumerate()
@@ -531,6 +546,10 @@ impl Engine {
             self.counters.rows_written += result.rows;
             for u in result.unwritable {
                 self.counters.rows_unwritable += 1;
+                let subject = [b"u", u.series.as_bytes()].concat();
+                if !self.warnings.once.first(&subject) {
+                    continue;
+                }
                 if let Some(n) = self.warnings.unwritable.allow(Instant::now()) {
                     log::warn!(
                         "row for {} at {} not written: {}{}",

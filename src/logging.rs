@@ -123,6 +123,38 @@ impl RateLimit {
     }
 }
 
+/// Remembers the subjects already warned about, so that a warning is given
+/// once per subject (a series, a measurement). Bounded: past `cap`
+/// subjects, new ones are no longer remembered and only the rate limit
+/// holds their warnings back, so a flood of subjects cannot grow memory.
+#[derive(Debug)]
+pub struct Once {
+    seen: std::collections::HashSet<Vec<u8>>,
+    cap: usize,
+}
+
+impl Default for Once {
+    fn default() -> Self {
+        Once {
+            seen: std::collections::HashSet::new(),
+            cap: 10_000,
+        }
+    }
+}
+
+impl Once {
+    /// Whether `subject` has not been warned about yet.
+    pub fn first(&mut self, subject: &[u8]) -> bool {
+        if self.seen.contains(subject) {
+            return false;
+        }
+        if self.seen.len() < self.cap {
+            self.seen.insert(subject.to_vec());
+        }
+        true
+    }
+}
+
 /// The suffix announcing suppressed messages, empty when there were none.
 pub fn suppressed_note(n: u64) -> String {
     if n == 0 {
@@ -143,6 +175,18 @@ mod tests {
         assert!(line.len() <= MAX_LINE, "{}", line.len());
         assert!(line.ends_with(" [...]\n"));
         assert_eq!(format_line("E! ", "a\nb"), "E! a\\nb\n");
+    }
+
+    #[test]
+    fn once_is_once_per_subject_within_its_bound() {
+        let mut once = Once {
+            seen: Default::default(),
+            cap: 1,
+        };
+        assert!(once.first(b"a"));
+        assert!(!once.first(b"a"));
+        assert!(once.first(b"b"));
+        assert!(once.first(b"b"), "past the bound nothing is remembered");
     }
 
     #[test]

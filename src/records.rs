@@ -128,7 +128,7 @@ impl Splitter {
             let rest = &buf[pos..];
             let mut v = DelayVisitor::new(self);
             let rec = match lp::parse_record(rest, at_eof, &mut v) {
-                Outcome::Record(r) if r.len > self.max_line => invalid(rest, self.too_long()),
+                Outcome::Record(r) if r.body > self.max_line => invalid(rest, self.too_long()),
                 Outcome::Record(r) => match (r.kind, v.kind) {
                     (RecordKind::Blank | RecordKind::Comment, _) => Rec::Ignored { len: r.len },
                     (RecordKind::Point, None) => Rec::Other {

@@ -599,7 +599,7 @@ mod tests {
         assert_eq!(digits_end(b"1234567\xfa9", 0), 7);
         assert_eq!(find_class::<KEY_STOP>(b"abcdefgh\x01ij=k", 0), 11);
         assert_eq!(find_class::<MEAS_STOP>(b"abcdefgh\x01ij=k l", 0), 13);
-        let mut ts = |s: &str| match timestamp(s.as_bytes()) {
+        let ts = |s: &str| match timestamp(s.as_bytes()) {
             Ok((_, v)) => Some(v),
             Err(_) => None,
         };
