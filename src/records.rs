@@ -177,18 +177,32 @@ pub fn invalid(rest: &[u8], err: ParseError) -> Rec {
     }
 }
 
-/// Which of `names` a key is. Compares the raw bytes first: the names hold
-/// no escapable byte, so only a key with a backslash needs unescaping.
-fn slot(key: Escaped<'_>, names: &[&[u8]]) -> Option<usize> {
-    let raw = key.raw();
-    names.iter().position(|n| *n == raw).or_else(|| {
-        if raw.contains(&b'\\') {
-            let plain = key.unescaped();
-            names.iter().position(|n| *n == &*plain)
-        } else {
-            None
+/// Which key tag or averaged field of `kind` a key is. The names are
+/// matched as literals (a length switch and a word compare, no call); only
+/// a key holding a backslash needs unescaping first.
+#[inline(always)]
+fn slot(kind: Kind, tag: bool, key: Escaped<'_>) -> Option<usize> {
+    fn lookup(kind: Kind, tag: bool, raw: &[u8]) -> Option<usize> {
+        match (kind, tag, raw) {
+            (Kind::Network, true, b"path") => Some(0),
+            (Kind::Network, true, b"source") => Some(1),
+            (Kind::Network, true, b"target") => Some(2),
+            (Kind::Network, false, b"latency") => Some(0),
+            (Kind::Network, false, b"bandwidth") => Some(1),
+            (Kind::Service, true, b"sfr") => Some(0),
+            (Kind::Service, true, b"endpoint") => Some(1),
+            (Kind::Service, true, b"sf_instance") => Some(2),
+            (Kind::Service, false, b"response_time") => Some(0),
+            (Kind::Service, false, b"request_size") => Some(1),
+            (Kind::Service, false, b"response_size") => Some(2),
+            _ => None,
         }
-    })
+    }
+    if key.has_backslash() {
+        lookup(kind, tag, &key.unescaped())
+    } else {
+        lookup(kind, tag, key.raw())
+    }
 }
 
 /// Collects what a delay point needs while the parser reads it.
@@ -261,19 +275,44 @@ impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
 
     fn tag(&mut self, k: Escaped<'a>, v: Escaped<'a>) {
         let Some(kind) = self.kind else { return };
-        if let Some(i) = slot(k, schema(kind).0) {
+        if let Some(i) = slot(kind, true, k) {
             self.tags[i] = Some(v);
         }
     }
 
     fn field(&mut self, k: Escaped<'a>, v: Value<'a>) {
         let Some(kind) = self.kind else { return };
-        if let Some(i) = slot(k, schema(kind).1) {
+        if let Some(i) = slot(kind, false, k) {
             self.fields[i] = Some(v);
         }
     }
 
     fn timestamp(&mut self, ts: i64) {
         self.timestamp = Some(ts);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lp::value::Element;
+
+    #[test]
+    fn slots_match_the_schema_escaped_or_not() {
+        for kind in [Kind::Network, Kind::Service] {
+            let (tags, fields) = schema(kind);
+            for (i, name) in tags.iter().enumerate() {
+                assert_eq!(slot(kind, true, Escaped::new(name, Element::Key)), Some(i));
+                assert_eq!(slot(kind, false, Escaped::new(name, Element::Key)), None);
+            }
+            for (i, name) in fields.iter().enumerate() {
+                assert_eq!(slot(kind, false, Escaped::new(name, Element::Key)), Some(i));
+            }
+        }
+        // `\"` is kept unless the key also holds a space, comma or '='.
+        let escaped = Escaped::new(br"pa\=th", Element::Key);
+        assert_eq!(slot(Kind::Network, true, escaped), None);
+        let plain = Escaped::new(br"s\fr", Element::Key);
+        assert_eq!(slot(Kind::Service, true, plain), None);
     }
 }

@@ -134,10 +134,10 @@ impl Windows {
     /// The window `ts` falls in, or `None` when its start or end lies
     /// outside InfluxDB's time range.
     pub fn window_of(&self, ts: i64) -> Option<WindowStart> {
-        let p = i128::from(self.period);
-        let start = i128::from(ts).div_euclid(p) * p;
-        let ok = start >= i128::from(TIME_MIN) && start + p <= i128::from(TIME_MAX);
-        ok.then_some(WindowStart(start as i64))
+        // In i64: overflow can only mean "below TIME_MIN" or "above TIME_MAX".
+        let start = ts.div_euclid(self.period).checked_mul(self.period)?;
+        let end = start.checked_add(self.period)?;
+        (start >= TIME_MIN && end <= TIME_MAX).then_some(WindowStart(start))
     }
 
     /// The window length in ns.
@@ -198,9 +198,14 @@ impl Windows {
     /// Raises the frontier to the window boundary at or below `watermark`
     /// and returns the windows that closed, oldest first.
     pub fn advance(&mut self, watermark: i64) -> Vec<(WindowStart, Window)> {
-        let p = i128::from(self.period);
-        let frontier = i128::from(watermark).div_euclid(p) * p;
-        let frontier = frontier.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        // Most calls do not reach the next boundary: no division for them.
+        if watermark < self.closed_until.saturating_add(self.period) {
+            return Vec::new();
+        }
+        let frontier = watermark
+            .div_euclid(self.period)
+            .checked_mul(self.period)
+            .unwrap_or(i64::MIN);
         if frontier <= self.closed_until {
             return Vec::new();
         }

@@ -185,7 +185,7 @@ fn find_class<const CLASS: u8>(i: &[u8], mut p: usize) -> usize {
 }
 
 /// The end of the run of ASCII digits starting at `p`.
-#[inline]
+#[inline(always)]
 fn digits_end(i: &[u8], mut p: usize) -> usize {
     const F0: u64 = u64::from_le_bytes([0xf0; 8]);
     const D0: u64 = u64::from_le_bytes([0x30; 8]);
@@ -231,9 +231,11 @@ enum Rule {
 /// Scans a non-empty escaped element. A backslash escapes any byte but the
 /// control bytes; in tags a doubled backslash is one literal backslash whose
 /// successor is read afresh (Telegraf's `'\\\\' %to{ fhold; }`).
+/// Returns the element and whether it holds a backslash.
 #[inline(always)]
-fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, &[u8]> {
+fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, (&[u8], bool)> {
     let mut p = 0;
+    let mut backslash = false;
     loop {
         p = if rule == Rule::Measurement {
             find_class::<MEAS_STOP>(i, p)
@@ -243,6 +245,7 @@ fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, &[u8]> {
         if p == i.len() || i[p] != b'\\' {
             break;
         }
+        backslash = true;
         match i.get(p + 1) {
             None => return fail(&i[p + 1..], ErrorKind::BadEscape),
             Some(&c) if is(c, CTL_NL) => return fail(&i[p + 1..], ErrorKind::BadEscape),
@@ -253,7 +256,7 @@ fn element(i: &[u8], rule: Rule, empty: ErrorKind) -> Res<'_, &[u8]> {
     if p == 0 {
         return fail(i, empty);
     }
-    Ok((&i[p..], &i[..p]))
+    Ok((&i[p..], (&i[..p], backslash)))
 }
 
 /// Whether `b` may follow a field value.
@@ -475,7 +478,7 @@ fn record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Result<Record, Pars
 
     let (mut rest, name) =
         element(rest, Rule::Measurement, ErrorKind::MissingMeasurement).map_err(lift)?;
-    let wanted = v.measurement(Escaped::new(name, Element::Measurement));
+    let wanted = v.measurement(Escaped::scanned(name.0, Element::Measurement, name.1));
 
     while let Some((b',', after)) = rest.split_first() {
         let (r, key) = element(after, Rule::Tag, ErrorKind::MissingTagKey).map_err(lift)?;
@@ -488,8 +491,8 @@ fn record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Result<Record, Pars
         let (r, value) = element(after, Rule::Tag, ErrorKind::MissingTagValue).map_err(lift)?;
         if wanted {
             v.tag(
-                Escaped::new(key, Element::Key),
-                Escaped::new(value, Element::Key),
+                Escaped::scanned(key.0, Element::Key, key.1),
+                Escaped::scanned(value.0, Element::Key, value.1),
             );
         }
         rest = r;
@@ -520,7 +523,7 @@ fn record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Result<Record, Pars
             lines += memchr::memchr_iter(b'\n', s).count();
         }
         if wanted {
-            v.field(Escaped::new(key, Element::Key), value);
+            v.field(Escaped::scanned(key.0, Element::Key, key.1), value);
         }
         match r.split_first() {
             Some((b',', after)) => rest = after,

@@ -23,11 +23,33 @@ pub enum Element {
 pub struct Escaped<'a> {
     raw: &'a [u8],
     element: Element,
+    /// Whether `raw` holds a backslash (the parser knows without a scan).
+    backslash: bool,
 }
 
 impl<'a> Escaped<'a> {
-    pub(crate) fn new(raw: &'a [u8], element: Element) -> Self {
-        Escaped { raw, element }
+    /// An element of the given kind as written.
+    pub fn new(raw: &'a [u8], element: Element) -> Self {
+        Escaped {
+            raw,
+            element,
+            backslash: raw.contains(&b'\\'),
+        }
+    }
+
+    /// An element the parser has scanned: it saw whether it holds a
+    /// backslash.
+    pub(crate) fn scanned(raw: &'a [u8], element: Element, backslash: bool) -> Self {
+        Escaped {
+            raw,
+            element,
+            backslash,
+        }
+    }
+
+    /// Whether the element holds a backslash (else it is its own value).
+    pub fn has_backslash(&self) -> bool {
+        self.backslash
     }
 
     /// The bytes as written, escapes included.
@@ -41,9 +63,7 @@ impl<'a> Escaped<'a> {
             Element::Measurement => (b" ,", b" ,"),
             Element::Key => (b" ,=", b" ,=\""),
         };
-        if memchr::memchr(b'\\', self.raw).is_none()
-            || !self.raw.iter().any(|b| triggers.contains(b))
-        {
+        if !self.backslash || !self.raw.iter().any(|b| triggers.contains(b)) {
             return Cow::Borrowed(self.raw);
         }
         Cow::Owned(replace_escapes(self.raw, escapable))
@@ -54,12 +74,10 @@ impl<'a> Escaped<'a> {
     pub fn is(&self, expected: &[u8]) -> bool {
         // Unescaping only ever shortens an element, and one without a
         // backslash is its own value.
-        if self.raw == expected {
-            return !expected.contains(&b'\\');
+        if !self.backslash {
+            return self.raw == expected;
         }
-        self.raw.len() > expected.len()
-            && self.raw.contains(&b'\\')
-            && *self.unescaped() == *expected
+        self.raw.len() > expected.len() && *self.unescaped() == *expected
     }
 }
 
@@ -133,11 +151,10 @@ impl<'a> Value<'a> {
 }
 
 /// Parses validated float text (ASCII digits, sign, dot, exponent).
+/// `fast-float2` reads bytes directly (no UTF-8 check) and rounds exactly
+/// as the standard library does.
 pub(crate) fn parse_float(text: &[u8]) -> f64 {
-    std::str::from_utf8(text)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN)
+    fast_float2::parse(text).unwrap_or(f64::NAN)
 }
 
 /// Parses `-?[0-9]+` into an i64, `None` when out of range.
@@ -204,6 +221,21 @@ mod tests {
         assert_eq!(parse_signed(b"-0"), Some(0));
         assert_eq!(parse_unsigned(b"18446744073709551615"), Some(u64::MAX));
         assert_eq!(parse_unsigned(b"18446744073709551616"), None);
+    }
+
+    #[test]
+    fn floats_parse_every_form_the_grammar_allows() {
+        for text in [
+            "5.", ".5", "-.5", "1.e3", "00.42", "1E+3", "-0", "4.9e-324", "1e-400",
+        ] {
+            let std: f64 = text.parse().unwrap();
+            assert_eq!(
+                parse_float(text.as_bytes()).to_bits(),
+                std.to_bits(),
+                "{text}"
+            );
+        }
+        assert!(parse_float(b"1e309").is_infinite());
     }
 
     #[test]
