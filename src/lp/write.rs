@@ -24,23 +24,23 @@ pub struct Line<'o> {
 impl<'o> Line<'o> {
     /// Starts a line with its measurement.
     pub fn new(out: &'o mut Vec<u8>, measurement: &[u8]) -> Self {
-        escape(out, measurement, b" ,");
+        escape::<false>(out, measurement);
         Line { out, fields: 0 }
     }
 
     /// Adds a tag; call in key order, before any field.
     pub fn tag(self, key: &[u8], value: &[u8]) -> Self {
         self.out.push(b',');
-        escape(self.out, key, b" ,=");
+        escape::<true>(self.out, key);
         self.out.push(b'=');
-        escape(self.out, value, b" ,=");
+        escape::<true>(self.out, value);
         self
     }
 
     fn key(&mut self, key: &[u8]) {
         self.out.push(if self.fields == 0 { b' ' } else { b',' });
         self.fields += 1;
-        escape(self.out, key, b" ,=");
+        escape::<true>(self.out, key);
         self.out.push(b'=');
     }
 
@@ -104,13 +104,15 @@ impl<'o> Line<'o> {
     }
 }
 
-fn escape(out: &mut Vec<u8>, text: &[u8], special: &[u8]) {
-    if !text.iter().any(|b| special.contains(b)) {
+/// Escapes space and comma, and `=` too in keys and tag values.
+fn escape<const EQUALS: bool>(out: &mut Vec<u8>, text: &[u8]) {
+    let special = |b: u8| b == b' ' || b == b',' || (EQUALS && b == b'=');
+    if !text.iter().any(|&b| special(b)) {
         out.extend_from_slice(text);
         return;
     }
     for &b in text {
-        if special.contains(&b) {
+        if special(b) {
             out.push(b'\\');
         }
         out.push(b);
@@ -122,6 +124,11 @@ fn escape(out: &mut Vec<u8>, text: &[u8], special: &[u8]) {
 /// differently by InfluxDB, Telegraf and the Rust crate) and no control
 /// character. Field keys and measurement of our own rows are constants.
 pub fn is_portable(text: &[u8]) -> bool {
+    // Printable ASCII without a backslash is the common case: no decoding.
+    let plain = |b: &u8| (0x20..0x7f).contains(b) && *b != b'\\';
+    if !text.is_empty() && text.iter().all(plain) {
+        return true;
+    }
     !text.is_empty()
         && std::str::from_utf8(text).is_ok_and(|s| !s.chars().any(|c| c == '\\' || c.is_control()))
 }
