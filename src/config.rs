@@ -244,8 +244,11 @@ impl Options {
             ("--output-measurement", &self.output_measurement),
             ("--stats-measurement", &self.stats_measurement),
         ] {
-            if !crate::lp::write::is_portable(name.as_bytes()) {
-                return bad(format!("{flag} {name:?} must be non-empty text without backslash or control characters"));
+            if !crate::lp::write::is_portable_measurement(name.as_bytes()) {
+                return bad(format!(
+                    "{flag} {name:?} must be non-empty text without backslash or control \
+                     characters, not starting with '#'"
+                ));
             }
         }
         Ok(())
@@ -349,5 +352,9 @@ mod tests {
             load(&["--grace", "soon"]),
             Err(ConfigError::Clap(_))
         ));
+        match load(&["--output-measurement", "#rows"]) {
+            Err(ConfigError::Invalid(m)) => assert!(m.contains("not starting with '#'"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -133,6 +133,12 @@ pub fn is_portable(text: &[u8]) -> bool {
         && std::str::from_utf8(text).is_ok_and(|s| !s.chars().any(|c| c == '\\' || c.is_control()))
 }
 
+/// Whether a measurement name can be written: portable, and not starting
+/// with `#`, which would make the line a comment.
+pub fn is_portable_measurement(name: &[u8]) -> bool {
+    is_portable(name) && name[0] != b'#'
+}
+
 /// InfluxDB refuses a series key (measurement and tags) that, with a field
 /// key, reaches 64 KiB.
 pub const MAX_SERIES_KEY: usize = 65535;
@@ -169,5 +175,6 @@ mod tests {
         assert!(!is_portable(b"a\tb"));
         assert!(!is_portable(b"\xff"));
         assert!(!is_portable(b""));
+        assert!(is_portable(b"#x") && !is_portable_measurement(b"#x"));
     }
 }
