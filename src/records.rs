@@ -143,6 +143,12 @@ impl Splitter {
                         point: v.finish(kind, &mut out.keys),
                     },
                 },
+                // The parser read past the limit before it found the error:
+                // the record is too long, as it is when it arrives in chunks
+                // and the carried part outgrows the limit (`limit_carry`).
+                Outcome::Invalid(err) if reached(rest, err.offset) > self.max_line => {
+                    invalid(rest, self.too_long())
+                }
                 Outcome::Invalid(err) => invalid(rest, err),
                 Outcome::NeedMore => break,
             };
@@ -165,6 +171,13 @@ impl Splitter {
             offset: self.max_line,
         }
     }
+}
+
+/// How much of a record the parser read before an error at `offset`, as
+/// `limit_carry` measures a carried record: a final `\r` may be the start
+/// of a line ending, so it does not count.
+fn reached(rest: &[u8], offset: usize) -> usize {
+    offset - usize::from(offset > 0 && rest.get(offset - 1) == Some(&b'\r'))
 }
 
 /// An invalid record: it runs to the next line feed at or after the error.
