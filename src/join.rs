@@ -108,14 +108,7 @@ impl Join {
                 latency: lat.value(),
                 updated_end: end,
             };
-            // Most paths report every window: replace in place, allocate a
-            // key only for a new one.
-            match self.network.get_mut(k) {
-                Some(slot) => *slot = entry,
-                None => {
-                    self.network.insert(k.clone(), entry);
-                }
-            }
+            upsert(&mut self.network, k, entry);
         }
         self.update_services(&window, end);
 
@@ -225,12 +218,7 @@ impl Join {
                 response_size: resp.value(),
                 updated_end: end,
             };
-            match self.service.get_mut(sfr) {
-                Some(slot) => *slot = entry,
-                None => {
-                    self.service.insert(sfr.into(), entry);
-                }
-            }
+            upsert(&mut self.service, sfr, entry);
         }
     }
 
@@ -242,5 +230,16 @@ impl Join {
             |updated_end: i64| (i128::from(start) - i128::from(updated_end)) < i128::from(ttl);
         self.network.retain(|_, e| live(e.updated_end));
         self.service.retain(|_, e| live(e.updated_end));
+    }
+}
+
+/// Replaces a cache entry whole. Most series report in every window, so the
+/// entry is replaced in place and a key allocated only for a new one.
+fn upsert<V>(cache: &mut HashMap<Box<[u8]>, V>, key: &[u8], value: V) {
+    match cache.get_mut(key) {
+        Some(slot) => *slot = value,
+        None => {
+            cache.insert(key.into(), value);
+        }
     }
 }
