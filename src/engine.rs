@@ -186,21 +186,28 @@ impl Engine {
             self.line += 1;
             chunk = &chunk[k + 1..];
         }
-        let mut parsed = std::mem::take(&mut self.parsed);
         if self.carry.is_empty() {
-            self.splitter.parse(chunk, false, &mut parsed);
-            self.apply(chunk, &parsed, false, now);
-            self.carry.extend_from_slice(&chunk[parsed.consumed..]);
+            let used = self.parse_and_apply(chunk, false, now);
+            self.carry.extend_from_slice(&chunk[used..]);
         } else {
             let mut pending = std::mem::take(&mut self.carry);
             pending.extend_from_slice(chunk);
-            self.splitter.parse(&pending, false, &mut parsed);
-            self.apply(&pending, &parsed, false, now);
-            pending.drain(..parsed.consumed);
+            let used = self.parse_and_apply(&pending, false, now);
+            pending.drain(..used);
             self.carry = pending;
         }
-        self.parsed = parsed;
         self.limit_carry(now);
+    }
+
+    /// Parses `buf` on this thread and applies its records; returns the
+    /// bytes consumed (a record that may continue is left unless `at_eof`).
+    fn parse_and_apply(&mut self, buf: &[u8], at_eof: bool, now: Option<Now>) -> usize {
+        let mut parsed = std::mem::take(&mut self.parsed);
+        self.splitter.parse(buf, at_eof, &mut parsed);
+        self.apply(buf, &parsed, at_eof, now);
+        let used = parsed.consumed;
+        self.parsed = parsed;
+        used
     }
 
     /// Processes a chunk that another thread has parsed with this engine's
@@ -226,10 +233,7 @@ impl Engine {
     pub fn finish(&mut self, now: Option<Now>) {
         self.skipping = false;
         let pending = std::mem::take(&mut self.carry);
-        let mut parsed = std::mem::take(&mut self.parsed);
-        self.splitter.parse(&pending, true, &mut parsed);
-        self.apply(&pending, &parsed, true, now);
-        self.parsed = parsed;
+        self.parse_and_apply(&pending, true, now);
         let closed = self.windows.close_all();
         self.close(closed);
     }

@@ -121,7 +121,6 @@ pub fn run(options: &Options) -> Exit {
         _ => never(),
     };
     let mut out = io::stdout().lock();
-    let now = || (!replay).then(Now::read);
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
 
     let mut turn = 0;
@@ -137,10 +136,9 @@ pub fn run(options: &Options) -> Exit {
                 }
                 select! {
                     recv(from) -> event => event.unwrap_or(Work::End(End::Eof, None)),
+                    // Both tickers are `never` in a replay.
                     recv(ticker) -> _ => {
-                        if let Some(now) = now() {
-                            engine.tick(now);
-                        }
+                        engine.tick(Now::read());
                         continue;
                     }
                     recv(stats) -> _ => {
@@ -158,9 +156,7 @@ pub fn run(options: &Options) -> Exit {
                 turn = (turn + 1) % WORKERS;
                 // Input that never stops must not starve the idle advance.
                 if ticker.try_recv().is_ok() {
-                    if let Some(now) = now() {
-                        engine.tick(now);
-                    }
+                    engine.tick(Now::read());
                 }
                 if stats.try_recv().is_ok() {
                     engine.write_stats(Now::read().wall);
@@ -181,7 +177,7 @@ pub fn run(options: &Options) -> Exit {
         }
     };
 
-    engine.finish(now());
+    engine.finish((!replay).then(Now::read));
     if options.stats_interval.is_some() {
         let ts = if replay {
             engine.event_time()
