@@ -35,8 +35,10 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use e2e_aggregator::config::Options;
-use e2e_aggregator::engine::{Engine, Settings};
+use e2e_aggregator::input::End;
 use e2e_aggregator::lp::{parse_record, Outcome, Point, Validate};
+use e2e_aggregator::pipeline::Pipeline as Engine;
+use e2e_aggregator::settings::Settings;
 
 const NS: i64 = 1_000_000_000;
 const START: i64 = 1_700_000_000 * NS;
@@ -331,7 +333,7 @@ fn run_engine(settings: &Settings, chunks: &[&[u8]]) -> usize {
         written += engine.output().len();
         engine.output().clear();
     }
-    engine.finish(None);
+    engine.finish(End::Eof, None);
     written += engine.output().len();
     engine.output().clear();
     written
@@ -356,7 +358,7 @@ fn engine(c: &mut Criterion) {
         for p in &parts {
             check.feed(p, None);
         }
-        check.finish(None);
+        check.finish(End::Eof, None);
         let c = check.counters();
         assert_eq!(c.invalid, 0, "{name}: invalid lines");
         assert_eq!(c.aggregated, 10_000, "{name}: aggregated");

@@ -5,12 +5,16 @@
 //! Exactly the old aggregator's rules (SPEC.md, "Join"): an entry is
 //! replaced whole, nulls included; among several instances of one SFR in a
 //! window the greatest `(endpoint, sf_instance)` wins; a row needs all six
-//! values.
+//! values. It writes rows; it never parses input or decides lateness.
+
+use std::sync::Arc;
 
 use foldhash::HashMap;
 
 use crate::lp::write::{is_portable, Line, MAX_SERIES_KEY};
-use crate::window::{key, Mean, Window, WindowStart};
+use crate::schema::{field, tag, NetworkSeries, SeriesKey, ServiceMeans, WindowEnd, WindowStart};
+use crate::settings::Settings;
+use crate::window::Window;
 
 /// A cached network series: its mean latency in the window it last
 /// reported in. (Only a reverse path is ever taken from the cache, and only
@@ -18,8 +22,8 @@ use crate::window::{key, Mean, Window, WindowStart};
 #[derive(Debug, Clone)]
 struct NetEntry {
     latency: Option<f64>,
-    /// End of the window the entry was last updated in, in ns.
-    updated_end: i64,
+    /// End of the window the entry was last updated in.
+    updated: WindowEnd,
 }
 
 /// A cached service: the winning instance of its SFR in the window it last
@@ -31,16 +35,7 @@ struct SvcEntry {
     response_time: Option<f64>,
     request_size: Option<f64>,
     response_size: Option<f64>,
-    updated_end: i64,
-}
-
-/// What the output rows look like.
-#[derive(Debug, Clone)]
-pub struct RowFormat {
-    /// The measurement of the rows.
-    pub measurement: Vec<u8>,
-    /// Nanoseconds per unit of the row timestamps.
-    pub unit: i64,
+    updated: WindowEnd,
 }
 
 /// A row that could not be written in the portable subset.
@@ -64,28 +59,20 @@ pub struct Closed {
 /// The caches of the join.
 #[derive(Debug)]
 pub struct Join {
-    network: HashMap<Box<[u8]>, NetEntry>,
+    /// Network series by key.
+    network: HashMap<SeriesKey, NetEntry>,
+    /// Services by SFR.
     service: HashMap<Box<[u8]>, SvcEntry>,
-    period: i64,
-    ttl: Option<i64>,
-    format: RowFormat,
+    settings: Arc<Settings>,
 }
 
-/// A service series of a window: its key parts and means.
-type Instance<'w> = ([&'w [u8]; 3], &'w [Mean; 3]);
-
-/// The longest field key of a row, for InfluxDB's series-key limit.
-const LONGEST_FIELD: usize = "avg_response_size".len();
-
 impl Join {
-    /// Empty caches. `period` and `ttl` are in ns.
-    pub fn new(period: i64, ttl: Option<i64>, format: RowFormat) -> Self {
+    /// Empty caches.
+    pub fn new(settings: Arc<Settings>) -> Self {
         Join {
             network: HashMap::default(),
             service: HashMap::default(),
-            period,
-            ttl,
-            format,
+            settings,
         }
     }
 
@@ -101,82 +88,85 @@ impl Join {
 
     /// Joins a closed window and appends its rows to `out`.
     pub fn close(&mut self, start: WindowStart, window: Window, out: &mut Vec<u8>) -> Closed {
-        self.expire(start.0);
-        let end = start.0 + self.period;
-        for (k, [lat, _]) in &window.network {
+        self.expire(start);
+        let end = start.end(self.settings.period);
+        for (key, means) in &window.network {
             let entry = NetEntry {
-                latency: lat.value(),
-                updated_end: end,
+                latency: means.latency.value(),
+                updated: end,
             };
-            upsert(&mut self.network, k, entry);
+            upsert(&mut self.network, key.as_bytes(), entry, |k| {
+                SeriesKey::from_encoded(k)
+            });
         }
         self.update_services(&window, end);
 
-        let mut forward: Vec<([&[u8]; 3], &[Mean; 2])> = window
+        let mut forward: Vec<_> = window
             .network
             .iter()
-            .map(|(k, m)| (key::decode(k), m))
+            .map(|(key, means)| (key.network(), means))
             .collect();
         forward.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
         let mut closed = Closed::default();
-        let mut scratch = Vec::new();
-        for ([path, source, target], [lat, bw]) in forward {
-            let Some(svc) = self.service.get(target) else {
+        let mut reverse_key = Vec::new();
+        for (series, means) in forward {
+            let Some(svc) = self.service.get(series.target) else {
                 continue;
             };
-            scratch.clear();
-            key::encode([path, target, source], &mut scratch);
-            let Some(reverse) = self.network.get(scratch.as_slice()) else {
+            reverse_key.clear();
+            series.reverse_key(&mut reverse_key);
+            let Some(reverse) = self.network.get(reverse_key.as_slice()) else {
                 continue;
             };
             let values = [
-                lat.value(),
+                means.latency.value(),
                 reverse.latency,
                 svc.response_time,
                 svc.request_size,
                 svc.response_size,
-                bw.value(),
+                means.bandwidth.value(),
             ];
-            let [Some(fwd), Some(rev), Some(rt), Some(req), Some(resp), Some(bandwidth)] = values
-            else {
+            let [Some(fwd), Some(rev), Some(rt), Some(req), Some(resp), Some(bw)] = values else {
                 continue;
             };
+            let fields = [fwd, rev, rt, req, resp, bw];
             let tags: [(&[u8], &[u8]); 5] = [
-                (b"endpoint", &svc.endpoint),
-                (b"path_ID", path),
-                (b"sf_instance", &svc.sf_instance),
-                (b"source_SFR", source),
-                (b"target_SFR", target),
+                (tag::ENDPOINT, &svc.endpoint),
+                (tag::PATH_ID, series.path),
+                (tag::SF_INSTANCE, &svc.sf_instance),
+                (tag::SOURCE_SFR, series.source),
+                (tag::TARGET_SFR, series.target),
             ];
-            let fields = [fwd, rev, rt, req, resp, bandwidth];
             match self.check(&tags, &fields) {
                 Ok(()) => {
-                    let mut line = Line::new(out, &self.format.measurement);
-                    for (k, v) in tags {
-                        line = line.tag(k, v);
-                    }
-                    line.float(b"delay_forward", fwd)
-                        .float(b"delay_reverse", rev)
-                        .float(b"delay_service", rt)
-                        .float(b"avg_request_size", req)
-                        .float(b"avg_response_size", resp)
-                        .float(b"avg_bandwidth", bandwidth)
-                        .finish(start.0 / self.format.unit);
+                    self.write_row(out, start, &tags, &fields);
                     closed.rows += 1;
                 }
                 Err(reason) => closed.unwritable.push(Unwritable {
-                    series: format!(
-                        "path={} source={} target={}",
-                        path.escape_ascii(),
-                        source.escape_ascii(),
-                        target.escape_ascii()
-                    ),
+                    series: describe(&series),
                     reason,
                 }),
             }
         }
         closed
+    }
+
+    fn write_row(
+        &self,
+        out: &mut Vec<u8>,
+        start: WindowStart,
+        tags: &[(&[u8], &[u8]); 5],
+        fields: &[f64; 6],
+    ) {
+        let mut line = Line::new(out, &self.settings.output);
+        for (k, v) in tags {
+            line = line.tag(k, v);
+        }
+        for (k, v) in field::ROW.iter().zip(fields) {
+            line = line.float(k, *v);
+        }
+        line.finish(start.0 / self.settings.unit);
     }
 
     /// Why a row cannot be written in the portable subset, if it cannot.
@@ -187,59 +177,78 @@ impl Join {
         if tags.iter().any(|(_, v)| !is_portable(v)) {
             return Err("a tag value holds a backslash, a control character or invalid UTF-8");
         }
-        let escaped = |t: &[u8]| t.len() + t.iter().filter(|b| b" ,=".contains(b)).count();
-        let series_key = escaped(&self.format.measurement)
+        // As written: the measurement escapes space and comma, tag keys
+        // and values also '='.
+        let escaped =
+            |t: &[u8], specials: &[u8]| t.len() + t.iter().filter(|b| specials.contains(b)).count();
+        let series_key = escaped(&self.settings.output, b" ,")
             + tags
                 .iter()
-                .map(|(k, v)| 2 + k.len() + escaped(v))
+                .map(|(k, v)| 2 + escaped(k, b" ,=") + escaped(v, b" ,="))
                 .sum::<usize>();
-        if series_key + LONGEST_FIELD >= MAX_SERIES_KEY {
+        if series_key + field::LONGEST_ROW >= MAX_SERIES_KEY {
             return Err("the series key is too long for InfluxDB");
         }
         Ok(())
     }
 
-    /// Caches each SFR's winning instance of this window.
-    fn update_services(&mut self, window: &Window, end: i64) {
-        let mut winners: HashMap<&[u8], Instance<'_>> = HashMap::default();
-        for (k, means) in &window.service {
-            let parts = key::decode(k);
-            let best = winners.entry(parts[0]).or_insert((parts, means));
-            if (parts[1], parts[2]) > (best.0[1], best.0[2]) {
-                *best = (parts, means);
+    /// Caches each SFR's winning instance of this window: the greatest
+    /// `(endpoint, sf_instance)`, as InfluxDB's series order has it last.
+    fn update_services(&mut self, window: &Window, end: WindowEnd) {
+        let mut winners: HashMap<&[u8], (_, &ServiceMeans)> = HashMap::default();
+        for (key, means) in &window.service {
+            let s = key.service();
+            let best = winners.entry(s.sfr).or_insert((s, means));
+            if (s.endpoint, s.sf_instance) > (best.0.endpoint, best.0.sf_instance) {
+                *best = (s, means);
             }
         }
-        for (sfr, ([_, endpoint, sf_instance], [rt, req, resp])) in winners {
+        for (sfr, (s, means)) in winners {
             let entry = SvcEntry {
-                endpoint: endpoint.into(),
-                sf_instance: sf_instance.into(),
-                response_time: rt.value(),
-                request_size: req.value(),
-                response_size: resp.value(),
-                updated_end: end,
+                endpoint: s.endpoint.into(),
+                sf_instance: s.sf_instance.into(),
+                response_time: means.response_time.value(),
+                request_size: means.request_size.value(),
+                response_size: means.response_size.value(),
+                updated: end,
             };
-            upsert(&mut self.service, sfr, entry);
+            upsert(&mut self.service, sfr, entry, |k| k.into());
         }
     }
 
     /// Frees the entries that can serve neither the window starting at
     /// `start` nor any later one.
-    fn expire(&mut self, start: i64) {
-        let Some(ttl) = self.ttl else { return };
+    fn expire(&mut self, start: WindowStart) {
+        let Some(ttl) = self.settings.cache_ttl else {
+            return;
+        };
         let live =
-            |updated_end: i64| (i128::from(start) - i128::from(updated_end)) < i128::from(ttl);
-        self.network.retain(|_, e| live(e.updated_end));
-        self.service.retain(|_, e| live(e.updated_end));
+            |updated: WindowEnd| (i128::from(start.0) - i128::from(updated.0)) < i128::from(ttl);
+        self.network.retain(|_, e| live(e.updated));
+        self.service.retain(|_, e| live(e.updated));
     }
+}
+
+/// A forward series as the warnings name it.
+fn describe(s: &NetworkSeries<'_>) -> String {
+    format!(
+        "path={} source={} target={}",
+        s.path.escape_ascii(),
+        s.source.escape_ascii(),
+        s.target.escape_ascii()
+    )
 }
 
 /// Replaces a cache entry whole. Most series report in every window, so the
 /// entry is replaced in place and a key allocated only for a new one.
-fn upsert<V>(cache: &mut HashMap<Box<[u8]>, V>, key: &[u8], value: V) {
+fn upsert<K, V>(cache: &mut HashMap<K, V>, key: &[u8], value: V, own: impl FnOnce(&[u8]) -> K)
+where
+    K: std::borrow::Borrow<[u8]> + std::hash::Hash + Eq,
+{
     match cache.get_mut(key) {
         Some(slot) => *slot = value,
         None => {
-            cache.insert(key.into(), value);
+            cache.insert(own(key), value);
         }
     }
 }

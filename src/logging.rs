@@ -1,11 +1,15 @@
 //! stderr logging the way Telegraf reads a processor's stderr: one line per
 //! message, prefixed `E! `, `W! `, `I! `, `D! ` or `T! `, and never longer
 //! than 1 KiB (Telegraf stops reading stderr for good after a 64 KiB line,
-//! and the processor then blocks). Plus a rate limiter for warnings that
-//! input can repeat without end.
+//! and the processor then blocks). Plus [`Warnings`]: every warning that
+//! input can repeat without end, rate-limited, some once per subject.
 
 use std::io::Write;
 use std::time::Instant;
+
+use crate::lp::{ErrorKind, ParseError};
+use crate::schema::Kind;
+use crate::stats::SkipReason;
 
 /// The longest line written to stderr, prefix and newline included.
 pub const MAX_LINE: usize = 1024;
@@ -161,6 +165,141 @@ pub fn suppressed_note(n: u64) -> String {
         String::new()
     } else {
         format!(" ({n} similar messages suppressed)")
+    }
+}
+
+/// The warnings that input can repeat without end, each with its own
+/// rate limit, and the subjects already warned about where a warning is
+/// due once per series or measurement. One method per event; the engine
+/// says what happened, this says it on stderr.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    once: Once,
+    invalid: RateLimit,
+    missing_tag: RateLimit,
+    non_numeric: RateLimit,
+    skipped: RateLimit,
+    late: RateLimit,
+    unwritable: RateLimit,
+}
+
+impl Warnings {
+    /// An invalid record starting on `line`; `text` is what was skipped
+    /// (at most 200 bytes of it are quoted).
+    pub fn invalid(&mut self, line: u64, err: ParseError, text: &[u8], max_line: usize) {
+        let Some(n) = self.invalid.allow(Instant::now()) else {
+            return;
+        };
+        let shown = &text[..text.len().min(200)];
+        let shown = shown.strip_suffix(b"\n").unwrap_or(shown);
+        let limit = match err.kind {
+            ErrorKind::TooLong => format!(" ({max_line} bytes)"),
+            _ => String::new(),
+        };
+        log::warn!(
+            "invalid line {line}: {err}{limit}: \"{}\"{}{}",
+            shown.escape_ascii(),
+            if text.len() > 200 { "..." } else { "" },
+            suppressed_note(n)
+        );
+    }
+
+    /// An averaged field of the series `series` holds a bool or string;
+    /// warned once per series and field.
+    pub fn non_numeric(&mut self, line: u64, kind: Kind, slot: usize, series: &[u8]) {
+        let subject = [&[b'n', kind as u8, slot as u8][..], series].concat();
+        if !self.once.first(&subject) {
+            return;
+        }
+        if let Some(n) = self.non_numeric.allow(Instant::now()) {
+            log::warn!(
+                "line {line}: field {} is not a number: ignored{}",
+                String::from_utf8_lossy(kind.fields()[slot]),
+                suppressed_note(n)
+            );
+        }
+    }
+
+    /// A delay point of `measurement` lacks the key tags in the bit set
+    /// `missing`; warned once per measurement.
+    pub fn missing_tag(&mut self, line: u64, kind: Kind, measurement: &[u8], missing: u8) {
+        if !self.once.first(&[b'm', kind as u8]) {
+            return;
+        }
+        let Some(n) = self.missing_tag.allow(Instant::now()) else {
+            return;
+        };
+        let names = kind
+            .key_tags()
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| missing & (1 << i) != 0)
+            .map(|(_, n)| String::from_utf8_lossy(n))
+            .collect::<Vec<_>>()
+            .join(", ");
+        log::warn!(
+            "line {line}: {} point without tag {names}: not aggregated{}",
+            String::from_utf8_lossy(measurement),
+            suppressed_note(n)
+        );
+    }
+
+    /// A valid delay point not aggregated for `reason` (other than a
+    /// missing tag or no number, which have their own warnings).
+    pub fn skipped(&mut self, line: u64, reason: SkipReason) {
+        let Some(n) = self.skipped.allow(Instant::now()) else {
+            return;
+        };
+        let why = match reason {
+            SkipReason::MaxSeries => "--max-series reached",
+            SkipReason::Future => "stamped more than --max-future ahead of the clock",
+            SkipReason::OutOfRange => "its window lies outside InfluxDB's time range",
+            SkipReason::NoTimestamp => "no timestamp in a replay",
+            SkipReason::MissingTag | SkipReason::NoNumericField => reason.name(),
+        };
+        log::warn!(
+            "line {line}: delay point not aggregated: {why}{}",
+            suppressed_note(n)
+        );
+    }
+
+    /// A late point (debug level).
+    pub fn late(&mut self, line: u64) {
+        if let Some(n) = self.late.allow(Instant::now()) {
+            log::debug!(
+                "late point on line {line}: its window has closed{}",
+                suppressed_note(n)
+            );
+        }
+    }
+
+    /// A row that cannot be written; warned once per forward series.
+    pub fn unwritable(&mut self, series: &str, start: i64, reason: &str) {
+        let subject = [b"u", series.as_bytes()].concat();
+        if !self.once.first(&subject) {
+            return;
+        }
+        if let Some(n) = self.unwritable.allow(Instant::now()) {
+            log::warn!(
+                "row for {series} at {start} not written: {reason}{}",
+                suppressed_note(n)
+            );
+        }
+    }
+
+    /// Warnings held back by rate limits and not yet announced.
+    pub fn suppressed(&self) -> u64 {
+        [
+            &self.invalid,
+            &self.missing_tag,
+            &self.non_numeric,
+            &self.skipped,
+            &self.late,
+            &self.unwritable,
+        ]
+        .iter()
+        .map(|r| r.pending())
+        .sum()
     }
 }
 

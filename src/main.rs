@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use e2e_aggregator::config::{ConfigError, Options};
-use e2e_aggregator::run::{run, Exit};
+use e2e_aggregator::run::run;
 
 fn main() -> ExitCode {
     let options = match Options::load(std::env::args_os()) {
@@ -19,8 +19,5 @@ fn main() -> ExitCode {
         }
     };
     e2e_aggregator::logging::init(options.log_level.filter());
-    match run(&options) {
-        Exit::Done(_) => ExitCode::SUCCESS,
-        Exit::Io(_) => ExitCode::from(1),
-    }
+    ExitCode::from(run(&options).status())
 }

@@ -2,30 +2,18 @@
 //! classified, and each delay point's series key and values decoded.
 //!
 //! It keeps no state from one chunk to the next, so chunks can be parsed on
-//! several threads and their results applied in order by the engine. A
-//! chunk is parsed as if it started at a record boundary; the engine checks
-//! that it did (see `Engine::feed_parsed`).
+//! several threads and their results applied in order. A chunk is parsed
+//! as if it started at a record boundary; the input stage
+//! ([`crate::input`]) knows whether it did and completes records that span
+//! chunks. It never looks at windows or the join.
 
 use std::ops::Range;
+use std::sync::Arc;
 
-use crate::lp::{
-    self, ErrorKind, Escaped, Number, Outcome, ParseError, RecordKind, Value, Visitor,
-};
-use crate::window::{key, Kind};
-
-/// Tag keys that key a series, in key order, and the averaged fields.
-const NETWORK_TAGS: [&[u8]; 3] = [b"path", b"source", b"target"];
-const NETWORK_FIELDS: [&[u8]; 2] = [b"latency", b"bandwidth"];
-const SERVICE_TAGS: [&[u8]; 3] = [b"sfr", b"endpoint", b"sf_instance"];
-const SERVICE_FIELDS: [&[u8]; 3] = [b"response_time", b"request_size", b"response_size"];
-
-/// The key tags and averaged fields of a kind of series.
-pub fn schema(kind: Kind) -> (&'static [&'static [u8]; 3], &'static [&'static [u8]]) {
-    match kind {
-        Kind::Network => (&NETWORK_TAGS, &NETWORK_FIELDS),
-        Kind::Service => (&SERVICE_TAGS, &SERVICE_FIELDS),
-    }
-}
+use crate::input::LineLimit;
+use crate::lp::{self, Escaped, Outcome, ParseError, RecordKind, Value, Visitor};
+use crate::schema::{Kind, SeriesKey, Values};
+use crate::settings::Settings;
 
 /// A delay point as the engine needs it.
 #[derive(Debug, Clone)]
@@ -35,11 +23,12 @@ pub struct DelayPoint {
     /// The encoded series key in [`Parsed::keys`], or `None` when a key tag
     /// is missing.
     pub key: Option<Range<usize>>,
-    /// Which key tags are missing (bit i: tag i of the schema).
+    /// Which key tags are missing (bit i: [`Kind::key_tags`]`[i]`).
     pub missing_tags: u8,
     /// The averaged fields that carried a number.
-    pub values: [Option<Number>; 3],
-    /// Which averaged fields carried a bool or string (bit i: field i).
+    pub values: Values,
+    /// Which averaged fields carried a bool or string (bit i:
+    /// [`Kind::fields`]`[i]`).
     pub non_numeric: u8,
     /// The timestamp, in input units.
     pub timestamp: Option<i64>,
@@ -85,6 +74,18 @@ pub enum Rec {
     },
 }
 
+impl Rec {
+    /// Bytes the record covers.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Rec::Ignored { len }
+            | Rec::Other { len, .. }
+            | Rec::Delay { len, .. }
+            | Rec::Invalid { len, .. } => *len,
+        }
+    }
+}
+
 /// The records of a chunk. Reused from chunk to chunk.
 #[derive(Debug, Default)]
 pub struct Parsed {
@@ -105,19 +106,21 @@ impl Parsed {
     }
 }
 
-/// What the parse stage needs to know: which measurements are delays and
-/// how long a record may be.
+/// The parse stage: which measurements are delays (from the shared
+/// [`Settings`]) and how long a record may be.
 #[derive(Debug, Clone)]
 pub struct Splitter {
-    /// Measurement of network delays.
-    pub network: Vec<u8>,
-    /// Measurement of service delays.
-    pub service: Vec<u8>,
-    /// Longest record.
-    pub max_line: usize,
+    settings: Arc<Settings>,
+    limit: LineLimit,
 }
 
 impl Splitter {
+    /// The parse stage for these settings.
+    pub fn new(settings: Arc<Settings>) -> Splitter {
+        let limit = LineLimit(settings.max_line);
+        Splitter { settings, limit }
+    }
+
     /// Parses the records of `buf` into `out`. Without `at_eof`, a record
     /// that may continue past `buf` is left out (`out.consumed` stops
     /// before it).
@@ -126,9 +129,9 @@ impl Splitter {
         let mut pos = 0;
         while pos < buf.len() {
             let rest = &buf[pos..];
-            let mut v = DelayVisitor::new(self);
-            let rec = match lp::parse_record(rest, at_eof, &mut v) {
-                Outcome::Record(r) if r.body > self.max_line => invalid(rest, self.too_long()),
+            let mut v = DelayVisitor::new(&self.settings);
+            let outcome = lp::parse_record(rest, at_eof, &mut v);
+            let rec = match self.limit.judge(rest, outcome) {
                 Outcome::Record(r) => match (r.kind, v.kind) {
                     (RecordKind::Blank | RecordKind::Comment, _) => Rec::Ignored { len: r.len },
                     (RecordKind::Point, None) => Rec::Other {
@@ -143,41 +146,14 @@ impl Splitter {
                         point: v.finish(kind, &mut out.keys),
                     },
                 },
-                // The parser read past the limit before it found the error:
-                // the record is too long, as it is when it arrives in chunks
-                // and the carried part outgrows the limit (`limit_carry`).
-                Outcome::Invalid(err) if reached(rest, err.offset) > self.max_line => {
-                    invalid(rest, self.too_long())
-                }
                 Outcome::Invalid(err) => invalid(rest, err),
                 Outcome::NeedMore => break,
             };
-            let len = match &rec {
-                Rec::Ignored { len }
-                | Rec::Other { len, .. }
-                | Rec::Delay { len, .. }
-                | Rec::Invalid { len, .. } => *len,
-            };
+            pos += rec.bytes().max(1);
             out.records.push(rec);
-            pos += len.max(1);
         }
         out.consumed = pos.min(buf.len());
     }
-
-    /// The error of a record over `--max-line-size`.
-    pub fn too_long(&self) -> ParseError {
-        ParseError {
-            kind: ErrorKind::TooLong,
-            offset: self.max_line,
-        }
-    }
-}
-
-/// How much of a record the parser read before an error at `offset`, as
-/// `limit_carry` measures a carried record: a final `\r` may be the start
-/// of a line ending, so it does not count.
-fn reached(rest: &[u8], offset: usize) -> usize {
-    offset - usize::from(offset > 0 && rest.get(offset - 1) == Some(&b'\r'))
 }
 
 /// An invalid record: it runs to the next line feed at or after the error.
@@ -190,37 +166,20 @@ pub fn invalid(rest: &[u8], err: ParseError) -> Rec {
     }
 }
 
-/// Which key tag or averaged field of `kind` a key is. The names are
-/// matched as literals (a length switch and a word compare, no call); only
-/// a key holding a backslash needs unescaping first.
+/// Which key tag or averaged field of `kind` a key is; only a key holding
+/// a backslash needs unescaping first.
 #[inline(always)]
-fn slot(kind: Kind, tag: bool, key: Escaped<'_>) -> Option<usize> {
-    fn lookup(kind: Kind, tag: bool, raw: &[u8]) -> Option<usize> {
-        match (kind, tag, raw) {
-            (Kind::Network, true, b"path") => Some(0),
-            (Kind::Network, true, b"source") => Some(1),
-            (Kind::Network, true, b"target") => Some(2),
-            (Kind::Network, false, b"latency") => Some(0),
-            (Kind::Network, false, b"bandwidth") => Some(1),
-            (Kind::Service, true, b"sfr") => Some(0),
-            (Kind::Service, true, b"endpoint") => Some(1),
-            (Kind::Service, true, b"sf_instance") => Some(2),
-            (Kind::Service, false, b"response_time") => Some(0),
-            (Kind::Service, false, b"request_size") => Some(1),
-            (Kind::Service, false, b"response_size") => Some(2),
-            _ => None,
-        }
-    }
+fn slot(kind: Kind, is_tag: bool, key: Escaped<'_>) -> Option<usize> {
     if key.has_backslash() {
-        lookup(kind, tag, &key.unescaped())
+        kind.slot(is_tag, &key.unescaped())
     } else {
-        lookup(kind, tag, key.raw())
+        kind.slot(is_tag, key.raw())
     }
 }
 
 /// Collects what a delay point needs while the parser reads it.
 struct DelayVisitor<'a, 's> {
-    splitter: &'s Splitter,
+    settings: &'s Settings,
     kind: Option<Kind>,
     tags: [Option<Escaped<'a>>; 3],
     fields: [Option<Value<'a>>; 3],
@@ -228,9 +187,9 @@ struct DelayVisitor<'a, 's> {
 }
 
 impl<'a, 's> DelayVisitor<'a, 's> {
-    fn new(splitter: &'s Splitter) -> Self {
+    fn new(settings: &'s Settings) -> Self {
         DelayVisitor {
-            splitter,
+            settings,
             kind: None,
             tags: [None; 3],
             fields: [None; 3],
@@ -259,7 +218,7 @@ impl<'a, 's> DelayVisitor<'a, 's> {
         match self.tags {
             [Some(a), Some(b), Some(c)] => {
                 let start = keys.len();
-                key::encode([&a.unescaped(), &b.unescaped(), &c.unescaped()], keys);
+                SeriesKey::encode([&a.unescaped(), &b.unescaped(), &c.unescaped()], keys);
                 point.key = Some(start..keys.len());
             }
             tags => {
@@ -276,9 +235,9 @@ impl<'a, 's> DelayVisitor<'a, 's> {
 
 impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
     fn measurement(&mut self, name: Escaped<'a>) -> bool {
-        self.kind = if name.is(&self.splitter.network) {
+        self.kind = if name.is(&self.settings.network) {
             Some(Kind::Network)
-        } else if name.is(&self.splitter.service) {
+        } else if name.is(&self.settings.service) {
             Some(Kind::Service)
         } else {
             None
@@ -308,24 +267,55 @@ impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lp::value::Element;
+    use crate::config::Options;
+    use crate::lp::Number;
+
+    fn splitter() -> Splitter {
+        let o = Options::load(["e2e-aggregator"]).unwrap();
+        Splitter::new(Arc::new(Settings::new(&o)))
+    }
+
+    fn points(input: &[u8]) -> (Parsed, Vec<DelayPoint>) {
+        let mut parsed = Parsed::default();
+        splitter().parse(input, true, &mut parsed);
+        let points = parsed
+            .records
+            .iter()
+            .filter_map(|r| match r {
+                Rec::Delay { point, .. } => Some(point.clone()),
+                _ => None,
+            })
+            .collect();
+        (parsed, points)
+    }
 
     #[test]
-    fn slots_match_the_schema_escaped_or_not() {
-        for kind in [Kind::Network, Kind::Service] {
-            let (tags, fields) = schema(kind);
-            for (i, name) in tags.iter().enumerate() {
-                assert_eq!(slot(kind, true, Escaped::new(name, Element::Key)), Some(i));
-                assert_eq!(slot(kind, false, Escaped::new(name, Element::Key)), None);
-            }
-            for (i, name) in fields.iter().enumerate() {
-                assert_eq!(slot(kind, false, Escaped::new(name, Element::Key)), Some(i));
-            }
-        }
-        // `\"` is kept unless the key also holds a space, comma or '='.
-        let escaped = Escaped::new(br"pa\=th", Element::Key);
-        assert_eq!(slot(Kind::Network, true, escaped), None);
-        let plain = Escaped::new(br"s\fr", Element::Key);
-        assert_eq!(slot(Kind::Service, true, plain), None);
+    fn key_tag_values_are_unescaped_into_the_series_key() {
+        let (parsed, p) = points(br"network_delays,path=a\=b,source=x\,y,target=t\ u latency=1 1");
+        let key = SeriesKey::from_encoded(&parsed.keys[p[0].key.clone().unwrap()]);
+        assert_eq!(key.parts(), [&b"a=b"[..], b"x,y", b"t u"]);
+    }
+
+    #[test]
+    fn escaped_tag_and_field_keys_match_only_once_unescaped() {
+        // `pa\th` keeps its backslash (it escapes nothing), so the point has
+        // no `path` tag; `late\ncy` is not `latency` either.
+        let (_, p) = points(br"network_delays,pa\th=p,source=s,target=t late\ncy=1,bandwidth=2 1");
+        assert_eq!(p[0].missing_tags, 0b001);
+        assert_eq!(p[0].values[0], None);
+        assert_eq!(p[0].values[1], Some(Number::Float(2.0)));
+        // A key that needs unescaping and then names nothing in the schema.
+        let (_, p) = points(br"service_delays,sfr\=x=a,endpoint=e,sf_instance=i response_time=1 1");
+        assert_eq!(p[0].missing_tags, 0b001);
+    }
+
+    #[test]
+    fn non_numeric_averaged_fields_are_flagged_not_taken() {
+        let (_, p) = points(
+            b"service_delays,sfr=a,endpoint=e,sf_instance=i response_time=\"x\",request_size=t,response_size=3u 1",
+        );
+        assert_eq!(p[0].non_numeric, 0b011);
+        assert_eq!(p[0].values, [None, None, Some(Number::Unsigned(3))]);
+        assert_eq!(p[0].timestamp, Some(1));
     }
 }

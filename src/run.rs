@@ -1,32 +1,25 @@
-//! The event loop: a stdin reader thread, a ticker and signals feeding one
-//! loop over crossbeam channels, and stdout written from that loop only.
+//! The event loop: the reader thread and parse workers ([`crate::input`]),
+//! a ticker and the stats interval feeding one loop over crossbeam
+//! channels, and stdout written from that loop only.
 //!
-//! Parsing, most of the work, runs on two worker threads: the reader deals
-//! chunks to them in turn and the loop takes their results back in the
-//! same turn, so the records are applied in input order (see
-//! `Engine::feed_parsed`).
-//!
-//! The reader polls stdin together with a self-pipe that signal-hook writes
-//! to on SIGTERM/SIGINT, so a stop reads exactly what is already in the pipe
-//! (without blocking) and then ends the input, whichever of end of input
-//! and signal comes first. stdout is flushed whenever no input is waiting
-//! and after every closed window, so nothing sits in a buffer while the
-//! process waits.
+//! Records are applied in input order on this thread ([`Pipeline`]). A
+//! SIGTERM or SIGINT reaches the reader through a signal-hook self-pipe, so
+//! a stop reads exactly what is already there and then ends the input,
+//! whichever of end of input and signal comes first. stdout is flushed
+//! whenever no input is waiting and after every closed window, so nothing
+//! sits in a buffer while the process waits.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, never, select, tick, Receiver, Sender, TryRecvError};
-use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use crossbeam_channel::{never, select, tick, Receiver, TryRecvError};
 
+use crate::clock::Now;
 use crate::config::Options;
-use crate::engine::{Engine, Now, Settings};
-use crate::records::{Parsed, Splitter};
-
-/// Bytes read from stdin at a time. Large reads keep syscalls off the hot
-/// path; a read returns as soon as some input is there, so it adds no delay.
-const CHUNK: usize = 256 * 1024;
+use crate::input::{self, Chunks, End, Work};
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
 
 /// Output is written once this much has gathered (and whenever input stalls).
 const WRITE_AT: usize = 128 * 1024;
@@ -34,151 +27,175 @@ const WRITE_AT: usize = 128 * 1024;
 /// How often the watermark is recomputed while input is idle.
 const TICK: Duration = Duration::from_millis(100);
 
-/// Parse workers: one per core of the machines this runs on.
-const WORKERS: usize = 2;
-
 /// Why the input ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum End {
+pub enum Stop {
     /// stdin closed.
-    Eof,
+    EndOfInput,
     /// SIGTERM or SIGINT.
     Signal,
-}
-
-enum Event {
-    /// Input ending at a line feed unless a line is longer than a chunk,
-    /// with the time it was read (live only).
-    Data(Vec<u8>, Option<Now>),
-    /// Input ended; the error, if reading failed.
-    End(End, Option<io::Error>),
-}
-
-/// A chunk and its records, from a parse worker.
-enum Work {
-    Chunk(Vec<u8>, Parsed, Option<Now>),
-    End(End, Option<io::Error>),
+    /// Reading stdin failed (logged).
+    ReadFailed,
 }
 
 /// How the run ended, for the exit status.
 #[derive(Debug)]
 pub enum Exit {
-    /// Input ended (or a stop signal came) and all output was written.
-    Done(End),
-    /// stdout or stdin failed.
+    /// Input ended (or a stop signal came) and all output was written:
+    /// exit status 0, or 1 when reading stdin failed.
+    Done(Stop),
+    /// stdout failed, or the threads could not start: exit status 1.
     Io(io::Error),
+}
+
+impl Exit {
+    /// The process exit status.
+    pub fn status(&self) -> u8 {
+        match self {
+            Exit::Done(Stop::EndOfInput | Stop::Signal) => 0,
+            Exit::Done(Stop::ReadFailed) | Exit::Io(_) => 1,
+        }
+    }
 }
 
 /// Runs the processor on stdin and stdout until the input ends or a signal
 /// stops it.
 pub fn run(options: &Options) -> Exit {
-    let replay = options.replay || stdin_is_file();
-    let settings = Settings::new(options);
-    let mut engine = Engine::new(settings);
-
-    let (stop_rx, stop_tx) = match UnixStream::pair() {
-        Ok(pair) => pair,
-        Err(e) => return Exit::Io(e),
+    let replay = options.replay || input::stdin_is_file();
+    let mut pipeline = Pipeline::new(Settings::new(options));
+    let mut chunks = match spawn(&pipeline, replay) {
+        Ok(chunks) => chunks,
+        Err(e) => {
+            log::error!("cannot start: {e}");
+            return Exit::Io(e);
+        }
     };
-    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-        let registered = stop_tx
-            .try_clone()
-            .and_then(|w| signal_hook::low_level::pipe::register(signal, w));
-        if let Err(e) = registered {
-            return Exit::Io(e);
-        }
-    }
-
-    let (spare_tx, spare_rx) = bounded::<Vec<u8>>(8);
-    let mut to_workers = Vec::new();
-    let mut from_workers = Vec::new();
-    let mut spare_parsed = Vec::new();
-    for i in 0..WORKERS {
-        let (in_tx, in_rx) = bounded::<Event>(2);
-        let (out_tx, out_rx) = bounded::<Work>(2);
-        let (back_tx, back_rx) = bounded::<Parsed>(4);
-        let splitter = engine.splitter().clone();
-        let worker = std::thread::Builder::new()
-            .name(format!("parse-{i}"))
-            .spawn(move || parse_worker(&splitter, &in_rx, &out_tx, &back_rx));
-        if let Err(e) = worker {
-            return Exit::Io(e);
-        }
-        to_workers.push(in_tx);
-        from_workers.push(out_rx);
-        spare_parsed.push(back_tx);
-    }
-    let reader = std::thread::Builder::new()
-        .name("stdin".into())
-        .spawn(move || read_stdin(&stop_rx, &to_workers, &spare_rx, replay));
-    if let Err(e) = reader {
-        return Exit::Io(e);
-    }
-
-    let ticker = if replay { never() } else { tick(TICK) };
-    let stats = match options.stats_interval {
-        Some(d) if !replay => tick(d.to_std()),
-        _ => never(),
+    let clocks = Clocks {
+        ticker: if replay { never() } else { tick(TICK) },
+        stats: match options.stats_interval {
+            Some(d) if !replay => tick(d.to_std()),
+            _ => never(),
+        },
     };
     let mut out = io::stdout().lock();
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
 
-    let mut turn = 0;
-    let end = loop {
-        let from = &from_workers[turn];
-        let event = match from.try_recv() {
-            Ok(event) => event,
+    let (stop, end) = match event_loop(&mut pipeline, &mut chunks, &clocks, &mut out) {
+        Ok(stopped) => stopped,
+        Err(e) => return broken(e),
+    };
+    // The reader and the workers end when their channels close.
+    drop(chunks);
+    finish(&mut pipeline, stop, end, replay, options, &mut out)
+}
+
+/// Registers the stop signals and starts the reader and the workers.
+fn spawn(pipeline: &Pipeline, replay: bool) -> io::Result<Chunks> {
+    let (stop_rx, stop_tx) = UnixStream::pair()?;
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        let write_end = stop_tx.try_clone()?;
+        signal_hook::low_level::pipe::register(signal, write_end)?;
+    }
+    input::spawn(pipeline.splitter(), stop_rx, replay)
+}
+
+/// The live clocks: the idle-advance ticker and the stats interval, both
+/// `never` in a replay.
+struct Clocks {
+    ticker: Receiver<std::time::Instant>,
+    stats: Receiver<std::time::Instant>,
+}
+
+impl Clocks {
+    /// Acts on whichever clock has fired (without waiting).
+    fn serve(&self, pipeline: &mut Pipeline) {
+        if self.ticker.try_recv().is_ok() {
+            pipeline.engine().tick(Now::read());
+        }
+        if self.stats.try_recv().is_ok() {
+            pipeline.engine().write_stats(Now::read().wall);
+        }
+    }
+}
+
+/// Applies chunks as they come until the input ends; returns why, and
+/// how the input stage should treat a record still open.
+fn event_loop(
+    pipeline: &mut Pipeline,
+    chunks: &mut Chunks,
+    clocks: &Clocks,
+    out: &mut impl Write,
+) -> io::Result<(Stop, End)> {
+    // Set once a stop signal came while reading a regular file.
+    let mut stopping = false;
+    loop {
+        let work = match chunks.next().try_recv() {
+            Ok(work) => work,
             Err(TryRecvError::Disconnected) => Work::End(End::Eof, None),
             Err(TryRecvError::Empty) => {
                 // Nothing waiting: flush before blocking.
-                if let Err(e) = write_out(&mut engine, &mut out, true) {
-                    return broken(e);
-                }
+                write_out(pipeline, out, true)?;
                 select! {
-                    recv(from) -> event => event.unwrap_or(Work::End(End::Eof, None)),
-                    // Both tickers are `never` in a replay.
-                    recv(ticker) -> _ => {
-                        engine.tick(Now::read());
+                    recv(chunks.next()) -> work => work.unwrap_or(Work::End(End::Eof, None)),
+                    recv(clocks.ticker) -> _ => {
+                        pipeline.engine().tick(Now::read());
                         continue;
                     }
-                    recv(stats) -> _ => {
-                        engine.write_stats(Now::read().wall);
+                    recv(clocks.stats) -> _ => {
+                        pipeline.engine().write_stats(Now::read().wall);
                         continue;
                     }
                 }
             }
         };
-        match event {
+        match work {
             Work::Chunk(chunk, parsed, read_at) => {
-                engine.feed_parsed(&chunk, &parsed, read_at);
-                let _ = spare_tx.try_send(chunk);
-                let _ = spare_parsed[turn].try_send(parsed);
-                turn = (turn + 1) % WORKERS;
-                // Input that never stops must not starve the idle advance.
-                if ticker.try_recv().is_ok() {
-                    engine.tick(Now::read());
+                pipeline.feed_parsed(chunk.bytes(), &parsed, read_at);
+                chunks.recycle(chunk, parsed);
+                // Input that never stops must not starve the clocks.
+                clocks.serve(pipeline);
+                let flush = pipeline.engine().take_window_closed();
+                if flush || pipeline.output().len() >= WRITE_AT {
+                    write_out(pipeline, out, flush)?;
                 }
-                if stats.try_recv().is_ok() {
-                    engine.write_stats(Now::read().wall);
+                if stopping && pipeline.at_boundary() {
+                    return Ok((Stop::Signal, End::Eof));
                 }
-                let flush = engine.take_window_closed();
-                if flush || engine.output().len() >= WRITE_AT {
-                    if let Err(e) = write_out(&mut engine, &mut out, flush) {
-                        return broken(e);
-                    }
+            }
+            Work::Stopping => {
+                stopping = true;
+                if pipeline.at_boundary() {
+                    return Ok((Stop::Signal, End::Eof));
                 }
             }
             Work::End(end, error) => {
-                if let Some(e) = error {
-                    log::error!("reading stdin failed: {e}; stopping");
-                }
-                break end;
+                let stop = match (&error, end) {
+                    (Some(e), _) => {
+                        log::error!("reading stdin failed: {e}; stopping");
+                        Stop::ReadFailed
+                    }
+                    (None, End::Eof) => Stop::EndOfInput,
+                    (None, End::Interrupted) => Stop::Signal,
+                };
+                return Ok((stop, end));
             }
         }
-    };
+    }
+}
 
-    engine.finish((!replay).then(Now::read));
+/// Ends the input, closes every window, writes the last output and the
+/// summary.
+fn finish(
+    pipeline: &mut Pipeline,
+    stop: Stop,
+    end: End,
+    replay: bool,
+    options: &Options,
+    out: &mut impl Write,
+) -> Exit {
+    pipeline.finish(end, (!replay).then(Now::read));
     if options.stats_interval.is_some() {
+        let engine = pipeline.engine();
         let ts = if replay {
             engine.event_time()
         } else {
@@ -186,22 +203,24 @@ pub fn run(options: &Options) -> Exit {
         };
         engine.write_stats(ts);
     }
-    if let Err(e) = write_out(&mut engine, &mut out, true) {
+    if let Err(e) = write_out(pipeline, out, true) {
         return broken(e);
     }
+    let engine = pipeline.engine();
     let suppressed = engine.suppressed_warnings();
     if suppressed > 0 {
         log::warn!("{suppressed} warnings were suppressed by rate limiting");
     }
     log::info!(
         "stopped ({}): {}",
-        match end {
-            End::Eof => "end of input",
-            End::Signal => "signal",
+        match stop {
+            Stop::EndOfInput => "end of input",
+            Stop::Signal => "signal",
+            Stop::ReadFailed => "read error",
         },
         engine.counters().summary()
     );
-    Exit::Done(end)
+    Exit::Done(stop)
 }
 
 fn broken(e: io::Error) -> Exit {
@@ -214,8 +233,8 @@ fn broken(e: io::Error) -> Exit {
 }
 
 /// Writes what the engine produced; flushes when asked.
-fn write_out(engine: &mut Engine, out: &mut impl Write, flush: bool) -> io::Result<()> {
-    let buf = engine.output();
+fn write_out(pipeline: &mut Pipeline, out: &mut impl Write, flush: bool) -> io::Result<()> {
+    let buf = pipeline.output();
     if !buf.is_empty() {
         out.write_all(buf)?;
         buf.clear();
@@ -224,134 +243,4 @@ fn write_out(engine: &mut Engine, out: &mut impl Write, flush: bool) -> io::Resu
         out.flush()?;
     }
     Ok(())
-}
-
-fn stdin_is_file() -> bool {
-    rustix::fs::fstat(rustix::stdio::stdin())
-        .is_ok_and(|st| rustix::fs::FileType::from_raw_mode(st.st_mode).is_file())
-}
-
-/// The reader thread: sends stdin in chunks that end at a line feed (the
-/// partial line is moved to the next chunk), and stops at end of input or,
-/// after draining what is already readable, at a stop signal. Buffers come
-/// back from the loop through `spare`, so reading allocates nothing.
-fn read_stdin(
-    stop: &UnixStream,
-    workers: &[Sender<Event>],
-    spare: &Receiver<Vec<u8>>,
-    replay: bool,
-) {
-    let mut turn = 0;
-    let mut send = |event: Event| {
-        let sent = workers[turn].send(event).is_ok();
-        turn = (turn + 1) % workers.len();
-        sent
-    };
-    let stdin = io::stdin();
-    let mut input = stdin.lock();
-    let mut buf = vec![0u8; CHUNK];
-    let mut filled = 0;
-    let mut stopping = false;
-    let end = loop {
-        let (readable, signalled) = match wait(stop, stopping) {
-            Ok(ready) => ready,
-            Err(e) => break (End::Eof, Some(e)),
-        };
-        if signalled && !stopping {
-            log::debug!("stop signal: reading what is already in the pipe");
-            stopping = true;
-            // A regular file is always readable: a stop ends it at once.
-            if replay && stdin_is_file() {
-                break (End::Signal, None);
-            }
-            continue;
-        }
-        if !readable {
-            // Stopping, and nothing more can be read without blocking.
-            break (End::Signal, None);
-        }
-        let n = match input.read(&mut buf[filled..]) {
-            Ok(0) => break (End::Eof, None),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => break (End::Eof, Some(e)),
-        };
-        let cut = match memchr::memrchr(b'\n', &buf[filled..filled + n]) {
-            Some(k) => filled + k + 1,
-            // No line end in a full buffer: hand it over anyway so memory
-            // stays bounded (the engine carries the record).
-            None if filled + n == buf.len() => buf.len(),
-            None => {
-                filled += n;
-                continue;
-            }
-        };
-        filled += n;
-        let mut next = spare.try_recv().unwrap_or_default();
-        // A returned buffer is already initialised up to its old length,
-        // so this zero-fills only the little it lacks.
-        next.resize(CHUNK, 0);
-        let tail = filled - cut;
-        next[..tail].copy_from_slice(&buf[cut..filled]);
-        buf.truncate(cut);
-        let read_at = (!replay).then(Now::read);
-        if !send(Event::Data(std::mem::replace(&mut buf, next), read_at)) {
-            return;
-        }
-        filled = tail;
-    };
-    buf.truncate(filled);
-    if !buf.is_empty() && !send(Event::Data(buf, (!replay).then(Now::read))) {
-        return;
-    }
-    send(Event::End(end.0, end.1));
-}
-
-/// A parse worker: parses each chunk it is dealt and hands it on with its
-/// records. `spare` brings back record buffers for reuse.
-fn parse_worker(
-    splitter: &Splitter,
-    input: &Receiver<Event>,
-    output: &Sender<Work>,
-    spare: &Receiver<Parsed>,
-) {
-    for event in input {
-        let out = match event {
-            Event::Data(chunk, read_at) => {
-                let mut parsed = spare.try_recv().unwrap_or_default();
-                splitter.parse(&chunk, false, &mut parsed);
-                Work::Chunk(chunk, parsed, read_at)
-            }
-            Event::End(end, error) => Work::End(end, error),
-        };
-        if output.send(out).is_err() {
-            return;
-        }
-    }
-}
-
-/// Waits until stdin or the stop pipe is readable; when `stopping`, only
-/// looks (no waiting). Returns (stdin ready, stop signalled).
-fn wait(stop: &UnixStream, stopping: bool) -> io::Result<(bool, bool)> {
-    let stdin = rustix::stdio::stdin();
-    let mut fds = [
-        PollFd::new(&stdin, PollFlags::IN),
-        PollFd::new(stop, PollFlags::IN),
-    ];
-    let zero = Timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    loop {
-        match poll(&mut fds, stopping.then_some(&zero)) {
-            Ok(_) => break,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let ready = |f: &PollFd<'_>| {
-        f.revents()
-            .intersects(PollFlags::IN | PollFlags::HUP | PollFlags::ERR)
-    };
-    Ok((ready(&fds[0]), ready(&fds[1])))
 }

@@ -19,9 +19,11 @@
 use std::collections::BTreeMap;
 
 use e2e_aggregator::config::Options;
-use e2e_aggregator::engine::{Engine, Settings};
+use e2e_aggregator::input::End;
 use e2e_aggregator::lp::write::{is_portable, is_portable_measurement, Line};
 use e2e_aggregator::lp::{parse_all, OwnedValue, Point};
+use e2e_aggregator::pipeline::Pipeline as Engine;
+use e2e_aggregator::settings::Settings;
 use e2e_aggregator::stats::Counters;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -41,7 +43,7 @@ fn run(settings: &Settings, chunks: &[&[u8]]) -> (Vec<u8>, Counters) {
         engine.feed(chunk, None);
         out.append(engine.output());
     }
-    engine.finish(None);
+    engine.finish(End::Eof, None);
     out.append(engine.output());
     let counters = engine.counters().clone();
     assert!(counters.balanced(), "{counters:?}");

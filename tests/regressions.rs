@@ -25,9 +25,11 @@
 use std::path::Path;
 
 use e2e_aggregator::config::Options;
-use e2e_aggregator::engine::{Engine, Settings};
+use e2e_aggregator::input::End;
 use e2e_aggregator::lp;
+use e2e_aggregator::pipeline::Pipeline as Engine;
 use e2e_aggregator::records::Parsed;
+use e2e_aggregator::settings::Settings;
 use e2e_aggregator::stats::Counters;
 
 /// The settings every input runs under: the defaults, and small ones under
@@ -75,7 +77,7 @@ fn run(settings: &Settings, chunks: &[&[u8]], mode: Mode) -> Result<(Vec<u8>, Co
         }
         out.append(engine.output());
     }
-    engine.finish(None);
+    engine.finish(End::Eof, None);
     out.append(engine.output());
     let counters = engine.counters().clone();
     if !counters.balanced() {

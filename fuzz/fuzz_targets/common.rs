@@ -8,7 +8,9 @@
 use std::sync::OnceLock;
 
 use e2e_aggregator::config::Options;
-use e2e_aggregator::engine::{Engine, Settings};
+use e2e_aggregator::input::End;
+use e2e_aggregator::pipeline::Pipeline as Engine;
+use e2e_aggregator::settings::Settings;
 use e2e_aggregator::lp;
 use e2e_aggregator::records::Parsed;
 use e2e_aggregator::stats::Counters;
@@ -94,7 +96,7 @@ pub fn run(settings: &Settings, chunks: &[&[u8]], mode: Mode) -> (Vec<u8>, Count
         );
         out.append(engine.output());
     }
-    engine.finish(None);
+    engine.finish(End::Eof, None);
     out.append(engine.output());
     let counters = engine.counters().clone();
     assert!(

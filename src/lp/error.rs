@@ -47,6 +47,9 @@ pub enum ErrorKind {
     BadEscape,
     /// The record is longer than the configured limit.
     TooLong,
+    /// The input was interrupted (a stop signal on a pipe) while the
+    /// record was still being read: its end never arrived.
+    Incomplete,
 }
 
 impl ErrorKind {
@@ -76,6 +79,7 @@ impl ErrorKind {
             ErrorKind::BareCarriageReturn => "carriage return not followed by a line feed",
             ErrorKind::BadEscape => "backslash before a control character or line end",
             ErrorKind::TooLong => "record longer than --max-line-size",
+            ErrorKind::Incomplete => "incomplete record: the input stopped before its end",
         }
     }
 }

@@ -1,0 +1,366 @@
+//! The delay schema as types: the two measurements, the tags that key
+//! their series and the fields that are averaged, by name; the running
+//! means of one series in one window with a named field each; series keys;
+//! window start and end instants.
+//!
+//! Every other stage speaks these types, so a name or a position is written
+//! once, here. This module knows nothing of parsing, windows or the join:
+//! it must never import from a stage of the pipe.
+
+use crate::lp::Number;
+
+/// The earliest instant InfluxDB can store, in ns.
+pub const TIME_MIN: i64 = -9_223_372_036_854_775_806;
+/// The latest instant InfluxDB can store, in ns.
+pub const TIME_MAX: i64 = 9_223_372_036_854_775_806;
+
+/// The two kinds of delay series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// `network_delays`: keyed by path, source, target.
+    Network,
+    /// `service_delays`: keyed by sfr, endpoint, sf_instance.
+    Service,
+}
+
+impl Kind {
+    /// The tags that key a series of this kind, in key order.
+    pub fn key_tags(self) -> &'static [&'static [u8]; 3] {
+        match self {
+            Kind::Network => &[tag::PATH, tag::SOURCE, tag::TARGET],
+            Kind::Service => &[tag::SFR, tag::ENDPOINT, tag::SF_INSTANCE],
+        }
+    }
+
+    /// The averaged fields of this kind, in slot order.
+    pub fn fields(self) -> &'static [&'static [u8]] {
+        match self {
+            Kind::Network => &[field::LATENCY, field::BANDWIDTH],
+            Kind::Service => &[
+                field::RESPONSE_TIME,
+                field::REQUEST_SIZE,
+                field::RESPONSE_SIZE,
+            ],
+        }
+    }
+
+    /// The slot of a key tag (`is_tag`) or averaged field named `name`.
+    /// Matched as literals: a length switch and a word compare, no call.
+    #[inline]
+    pub fn slot(self, is_tag: bool, name: &[u8]) -> Option<usize> {
+        match (self, is_tag, name) {
+            (Kind::Network, true, tag::PATH) => Some(0),
+            (Kind::Network, true, tag::SOURCE) => Some(1),
+            (Kind::Network, true, tag::TARGET) => Some(2),
+            (Kind::Network, false, field::LATENCY) => Some(0),
+            (Kind::Network, false, field::BANDWIDTH) => Some(1),
+            (Kind::Service, true, tag::SFR) => Some(0),
+            (Kind::Service, true, tag::ENDPOINT) => Some(1),
+            (Kind::Service, true, tag::SF_INSTANCE) => Some(2),
+            (Kind::Service, false, field::RESPONSE_TIME) => Some(0),
+            (Kind::Service, false, field::REQUEST_SIZE) => Some(1),
+            (Kind::Service, false, field::RESPONSE_SIZE) => Some(2),
+            _ => None,
+        }
+    }
+}
+
+/// Tag names of the inputs and of the rows.
+pub mod tag {
+    /// Network path id (input).
+    pub const PATH: &[u8] = b"path";
+    /// Sending SFR of a network path (input).
+    pub const SOURCE: &[u8] = b"source";
+    /// Receiving SFR of a network path (input).
+    pub const TARGET: &[u8] = b"target";
+    /// The SFR a service sits behind (input).
+    pub const SFR: &[u8] = b"sfr";
+    /// Service endpoint (input and row).
+    pub const ENDPOINT: &[u8] = b"endpoint";
+    /// Service function instance (input and row).
+    pub const SF_INSTANCE: &[u8] = b"sf_instance";
+    /// Row tag: the path.
+    pub const PATH_ID: &[u8] = b"path_ID";
+    /// Row tag: the source SFR.
+    pub const SOURCE_SFR: &[u8] = b"source_SFR";
+    /// Row tag: the target SFR.
+    pub const TARGET_SFR: &[u8] = b"target_SFR";
+}
+
+/// Field names of the inputs and of the rows.
+pub mod field {
+    /// Network latency (input).
+    pub const LATENCY: &[u8] = b"latency";
+    /// Network bandwidth (input).
+    pub const BANDWIDTH: &[u8] = b"bandwidth";
+    /// Service response time (input).
+    pub const RESPONSE_TIME: &[u8] = b"response_time";
+    /// Service request size (input).
+    pub const REQUEST_SIZE: &[u8] = b"request_size";
+    /// Service response size (input).
+    pub const RESPONSE_SIZE: &[u8] = b"response_size";
+    /// Row fields, in the order they are written.
+    pub const ROW: [&[u8]; 6] = [
+        b"delay_forward",
+        b"delay_reverse",
+        b"delay_service",
+        b"avg_request_size",
+        b"avg_response_size",
+        b"avg_bandwidth",
+    ];
+    /// The longest row field key, for InfluxDB's series-key limit.
+    pub const LONGEST_ROW: usize = 17;
+}
+
+/// The numbers a delay point carried for its averaged fields, by slot
+/// ([`Kind::slot`]); `None` where the field was absent or not a number.
+pub type Values = [Option<Number>; 3];
+
+/// The running mean of one field over the points that carried it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Mean {
+    /// Points that carried the field.
+    pub count: u64,
+    /// Integers and unsigned values, summed exactly.
+    pub ints: i128,
+    /// Floats, summed from `0.0` so that a mean of `-0.0` values is `0.0`.
+    pub floats: f64,
+}
+
+impl Mean {
+    /// Adds one value.
+    #[inline]
+    pub fn add(&mut self, n: Number) {
+        self.count += 1;
+        match n {
+            Number::Float(f) => self.floats += f,
+            Number::Integer(i) => self.ints += i128::from(i),
+            Number::Unsigned(u) => self.ints += i128::from(u),
+        }
+    }
+
+    /// Adds a value if there is one.
+    #[inline]
+    fn add_opt(&mut self, n: Option<Number>) {
+        if let Some(n) = n {
+            self.add(n);
+        }
+    }
+
+    /// The mean, or `None` when no point carried the field.
+    pub fn value(&self) -> Option<f64> {
+        (self.count > 0).then(|| (self.ints as f64 + self.floats) / self.count as f64)
+    }
+}
+
+/// The means of a network series in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NetworkMeans {
+    /// Of `latency`.
+    pub latency: Mean,
+    /// Of `bandwidth`.
+    pub bandwidth: Mean,
+}
+
+impl NetworkMeans {
+    /// Folds in a point's values.
+    #[inline]
+    pub fn add(&mut self, v: &Values) {
+        self.latency.add_opt(v[0]);
+        self.bandwidth.add_opt(v[1]);
+    }
+}
+
+/// The means of a service series in one window.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ServiceMeans {
+    /// Of `response_time`.
+    pub response_time: Mean,
+    /// Of `request_size`.
+    pub request_size: Mean,
+    /// Of `response_size`.
+    pub response_size: Mean,
+}
+
+impl ServiceMeans {
+    /// Folds in a point's values.
+    #[inline]
+    pub fn add(&mut self, v: &Values) {
+        self.response_time.add_opt(v[0]);
+        self.request_size.add_opt(v[1]);
+        self.response_size.add_opt(v[2]);
+    }
+}
+
+/// A series key: its three key-tag values (unescaped), length-prefixed into
+/// one byte string so that any bytes may occur in them and a lookup needs
+/// no tuple of owned strings. Network: (path, source, target); service:
+/// (sfr, endpoint, sf_instance).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SeriesKey(Box<[u8]>);
+
+impl SeriesKey {
+    /// Appends the encoding of `parts` to `out`.
+    pub fn encode(parts: [&[u8]; 3], out: &mut Vec<u8>) {
+        for p in parts {
+            out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+            out.extend_from_slice(p);
+        }
+    }
+
+    /// The key of `parts`.
+    pub fn new(parts: [&[u8]; 3]) -> SeriesKey {
+        let mut out = Vec::with_capacity(12 + parts.iter().map(|p| p.len()).sum::<usize>());
+        SeriesKey::encode(parts, &mut out);
+        SeriesKey(out.into())
+    }
+
+    /// Takes an encoding made by [`SeriesKey::encode`].
+    pub fn from_encoded(encoded: &[u8]) -> SeriesKey {
+        SeriesKey(encoded.into())
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The three parts.
+    pub fn parts(&self) -> [&[u8]; 3] {
+        decode(&self.0)
+    }
+
+    /// The parts of a network key.
+    pub fn network(&self) -> NetworkSeries<'_> {
+        let [path, source, target] = self.parts();
+        NetworkSeries {
+            path,
+            source,
+            target,
+        }
+    }
+
+    /// The parts of a service key.
+    pub fn service(&self) -> ServiceSeries<'_> {
+        let [sfr, endpoint, sf_instance] = self.parts();
+        ServiceSeries {
+            sfr,
+            endpoint,
+            sf_instance,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for SeriesKey {
+    fn borrow(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// The three parts of an encoded key.
+fn decode(key: &[u8]) -> [&[u8]; 3] {
+    let mut rest = key;
+    let mut part = || {
+        let (len, tail) = rest.split_at(4.min(rest.len()));
+        let n = u32::from_le_bytes(len.try_into().unwrap_or([0; 4])) as usize;
+        let (p, tail) = tail.split_at(n.min(tail.len()));
+        rest = tail;
+        p
+    };
+    [part(), part(), part()]
+}
+
+/// A network series by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct NetworkSeries<'a> {
+    /// The path id.
+    pub path: &'a [u8],
+    /// The sending SFR.
+    pub source: &'a [u8],
+    /// The receiving SFR.
+    pub target: &'a [u8],
+}
+
+impl NetworkSeries<'_> {
+    /// The key of the same path in the other direction.
+    pub fn reverse_key(&self, out: &mut Vec<u8>) {
+        SeriesKey::encode([self.path, self.target, self.source], out);
+    }
+}
+
+/// A service series by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServiceSeries<'a> {
+    /// The SFR the service sits behind.
+    pub sfr: &'a [u8],
+    /// The endpoint.
+    pub endpoint: &'a [u8],
+    /// The service function instance.
+    pub sf_instance: &'a [u8],
+}
+
+/// The start of a window, in ns since the epoch (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowStart(pub i64);
+
+/// The end of a window, in ns since the epoch (exclusive); also the
+/// closing frontier `closed_until` and a cache entry's update time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct WindowEnd(pub i64);
+
+impl WindowStart {
+    /// The end of the window of length `period` starting here.
+    pub fn end(self, period: i64) -> WindowEnd {
+        WindowEnd(self.0 + period)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_follow_the_name_lists() {
+        for kind in [Kind::Network, Kind::Service] {
+            for (i, name) in kind.key_tags().iter().enumerate() {
+                assert_eq!(kind.slot(true, name), Some(i));
+                assert_eq!(kind.slot(false, name), None);
+            }
+            for (i, name) in kind.fields().iter().enumerate() {
+                assert_eq!(kind.slot(false, name), Some(i));
+                assert_eq!(kind.slot(true, name), None);
+            }
+        }
+        assert_eq!(
+            field::LONGEST_ROW,
+            field::ROW.iter().map(|f| f.len()).max().unwrap()
+        );
+    }
+
+    #[test]
+    fn keys_round_trip_any_bytes() {
+        let key = SeriesKey::new([b"a\0b", b"", b"\xff,="]);
+        assert_eq!(key.parts(), [&b"a\0b"[..], b"", b"\xff,="]);
+        let n = key.network();
+        let mut rev = Vec::new();
+        n.reverse_key(&mut rev);
+        assert_eq!(
+            SeriesKey::from_encoded(&rev).parts(),
+            [&b"a\0b"[..], b"\xff,=", b""]
+        );
+    }
+
+    #[test]
+    fn means_sum_integers_exactly_and_start_from_zero() {
+        let mut m = Mean::default();
+        assert_eq!(m.value(), None);
+        m.add(Number::Integer(i64::MAX));
+        m.add(Number::Integer(i64::MAX));
+        m.add(Number::Unsigned(u64::MAX));
+        let exact = (2.0 * i64::MAX as f64 + u64::MAX as f64) / 3.0;
+        assert_eq!(m.value(), Some(exact));
+        let mut z = Mean::default();
+        z.add(Number::Float(-0.0));
+        assert!(z.value().unwrap().is_sign_positive());
+    }
+}
