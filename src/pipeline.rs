@@ -73,3 +73,116 @@ impl Pipeline {
         self.engine.counters()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::config::Options;
+    use crate::stats::SkipReason;
+
+    const SEC: i64 = 1_000_000_000;
+    const T0: i64 = 1_700_000_000 * SEC;
+
+    fn engine(flags: &[&str]) -> Pipeline {
+        let args = std::iter::once("e2e-aggregator").chain(flags.iter().copied());
+        Pipeline::new(Settings::new(&Options::load(args).unwrap()))
+    }
+
+    /// A complete window's worth of input for path p: forward, reverse and
+    /// the service behind the target, all stamped `ts`.
+    fn window(p: &str, ts: i64) -> String {
+        format!(
+            "network_delays,path={p},source=A,target=B latency=10,bandwidth=100 {ts}\n\
+             network_delays,path={p},source=B,target=A latency=20,bandwidth=100 {ts}\n\
+             service_delays,endpoint=e,sf_instance=i,sfr=B response_time=1,request_size=2,response_size=3 {ts}\n"
+        )
+    }
+
+    fn live(wall: i64) -> Option<Now> {
+        Some(Now {
+            wall,
+            mono: Instant::now(),
+        })
+    }
+
+    fn rows(out: &[u8]) -> usize {
+        out.split(|&b| b == b'\n')
+            .filter(|l| l.starts_with(b"e2e_delays"))
+            .count()
+    }
+
+    #[test]
+    fn live_a_point_years_ahead_is_skipped_and_makes_no_one_late() {
+        let mut e = engine(&[]);
+        let years = T0 + 5 * 365 * 24 * 3600 * SEC;
+        e.feed(window("p1", years).as_bytes(), live(T0));
+        e.feed(window("p1", T0 + SEC).as_bytes(), live(T0 + 2 * SEC));
+        assert_eq!(e.counters().skipped[SkipReason::Future as usize], 3);
+        assert_eq!(e.counters().late, 0);
+        assert_eq!(e.counters().aggregated, 3);
+        assert!(e.counters().balanced());
+    }
+
+    #[test]
+    fn live_a_clock_minutes_ahead_is_capped_by_the_wall_clock() {
+        let mut e = engine(&[]);
+        // Ten minutes ahead: within --max-future, so aggregated, but the
+        // watermark stays behind the wall clock and nobody else is late.
+        e.feed(window("p1", T0 + 600 * SEC).as_bytes(), live(T0));
+        e.feed(window("p2", T0 + SEC).as_bytes(), live(T0 + 2 * SEC));
+        assert_eq!(e.counters().aggregated, 6);
+        assert_eq!(e.counters().late, 0);
+        e.finish(End::Eof, live(T0 + 3 * SEC));
+        assert_eq!(rows(e.output()), 2);
+    }
+
+    #[test]
+    fn a_replay_trusts_its_timestamps() {
+        let mut e = engine(&[]);
+        e.feed(window("p1", T0 + 600 * SEC).as_bytes(), None);
+        e.feed(window("p2", T0 + SEC).as_bytes(), None);
+        assert_eq!(e.counters().late, 3, "the replay's clock is its data");
+    }
+
+    #[test]
+    fn a_field_that_changes_type_mid_stream_counts_where_it_is_a_number() {
+        let mut e = engine(&["--drop-original"]);
+        let mut input = window("p1", T0);
+        for v in ["2i", "3u", "\"x\"", "true"] {
+            input.push_str(&format!(
+                "network_delays,path=p1,source=A,target=B latency={v},bandwidth=100 {T0}\n"
+            ));
+        }
+        e.feed(input.as_bytes(), None);
+        e.finish(End::Eof, None);
+        assert_eq!(e.counters().non_numeric_fields, 2);
+        let out = String::from_utf8(e.output().clone()).unwrap();
+        // latency mean over 10, 2 and 3; the string and bool are ignored.
+        assert!(out.contains("delay_forward=5.0,"), "{out}");
+    }
+
+    #[test]
+    fn nan_and_infinity_never_reach_the_output() {
+        let mut e = engine(&[]);
+        let mut input = String::new();
+        for v in ["NaN", "inf", "-Inf", "1e309"] {
+            input.push_str(&format!(
+                "network_delays,path=p1,source=A,target=B latency={v} {T0}\n"
+            ));
+        }
+        // Finite values whose sum overflows: the mean is infinite, so the
+        // row cannot be written.
+        input.push_str(&window("p1", T0).replace("latency=10", "latency=1.7e308"));
+        input.push_str(&format!(
+            "network_delays,path=p1,source=A,target=B latency=1.7e308 {T0}\n"
+        ));
+        e.feed(input.as_bytes(), None);
+        e.finish(End::Eof, None);
+        assert_eq!(e.counters().invalid, 4);
+        assert_eq!(e.counters().rows_unwritable, 1);
+        assert_eq!(rows(e.output()), 0);
+        assert!(crate::lp::parse_all(e.output()).iter().all(Result::is_ok));
+    }
+}
