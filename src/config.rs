@@ -114,73 +114,129 @@ impl std::str::FromStr for ByteSize {
     args_override_self = true
 )]
 pub struct Options {
+    /// What to do; without a subcommand, run as the processor.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// TOML file with any of these options by long name; flags override it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
     /// Window length: windows are [k·period, (k+1)·period) on the epoch.
-    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
     pub period: Duration,
 
     /// How far behind the newest point a window closes (the watermark lag).
-    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "15s")]
     pub grace: Duration,
 
     /// Unit of input timestamps; rows are written in the same unit.
-    #[arg(long, value_enum, default_value = "ns")]
+    #[arg(long, global = true, value_enum, default_value = "ns")]
     pub precision: Precision,
 
     /// Do not pass network and service delay lines through.
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub drop_original: bool,
 
     /// Replay a recording: no wall clock (implied when stdin is a regular file).
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub replay: bool,
 
     /// Live: after this long without an accepted point, advance the watermark by wall time.
-    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "1s")]
     pub idle: Duration,
 
     /// Live: skip points stamped more than this ahead of the wall clock.
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    #[arg(long, global = true, value_name = "DURATION", default_value = "1h")]
     pub max_future: Duration,
 
     /// Longest record accepted; a longer one is reported and skipped.
-    #[arg(long, value_name = "BYTES", default_value = "4MiB")]
+    #[arg(long, global = true, value_name = "BYTES", default_value = "4MiB")]
     pub max_line_size: ByteSize,
 
     /// Expire a cached reverse path or service this long after the window it came from.
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION")]
     pub cache_ttl: Option<Duration>,
 
     /// Cap on state held: (series, open window) pairs plus cache entries; 0 = no cap.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    #[arg(long, global = true, value_name = "N", default_value_t = 100_000)]
     pub max_series: usize,
 
     /// Write self-metrics every DURATION (in a replay: once, at the end).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, global = true, value_name = "DURATION")]
     pub stats_interval: Option<Duration>,
 
     /// Least severe messages written to stderr.
-    #[arg(long, value_enum, default_value = "info")]
+    #[arg(long, global = true, value_enum, default_value = "info")]
     pub log_level: LogLevel,
 
     /// Measurement holding per-path network delays.
-    #[arg(long, value_name = "NAME", default_value = "network_delays")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "network_delays"
+    )]
     pub network_measurement: String,
 
     /// Measurement holding per-instance service delays.
-    #[arg(long, value_name = "NAME", default_value = "service_delays")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "service_delays"
+    )]
     pub service_measurement: String,
 
     /// Measurement of the rows written.
-    #[arg(long, value_name = "NAME", default_value = "e2e_delays")]
+    #[arg(long, global = true, value_name = "NAME", default_value = "e2e_delays")]
     pub output_measurement: String,
 
     /// Measurement of the self-metrics.
-    #[arg(long, value_name = "NAME", default_value = "e2e_aggregator")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "NAME",
+        default_value = "e2e_aggregator"
+    )]
     pub stats_measurement: String,
+
+    /// Keep open windows and caches in FILE across restarts (saved at every stop).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// Live, also save the state file this often; 0 = only at stop.
+    #[arg(long, global = true, value_name = "DURATION", default_value = "60s")]
+    pub state_interval: Duration,
+
+    /// Add reverse_age and service_age (seconds) to every row.
+    #[arg(long, global = true)]
+    pub age_fields: bool,
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Restore --state-file, close every open window, write the rows, save the emptied state.
+    Flush,
+    /// Read a recording as a replay would and report disorder, the grace it needs and why rows are missing.
+    Analyze {
+        /// The recording; stdin when absent.
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// Report format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+    },
+}
+
+/// How `analyze` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned for a terminal.
+    Text,
+    /// One JSON object, for scripts.
+    Json,
 }
 
 /// A configuration error: the message names the option or file.
