@@ -76,6 +76,26 @@ impl Engine {
         }
     }
 
+    /// The window state and the caches, for a state file.
+    pub fn state(&self) -> (&Windows, &Join) {
+        (&self.windows, &self.join)
+    }
+
+    /// Takes over the window state and caches a state file restored. Live,
+    /// `now` starts the idle advance from this moment.
+    pub fn restore(&mut self, windows: Windows, join: Join, now: Option<Now>) {
+        self.windows = windows;
+        self.join = join;
+        if self.windows.max_ts().is_some() {
+            self.last_accept = now.map(|n| n.mono);
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &Arc<Settings> {
+        &self.settings
+    }
+
     /// Closes every open window and writes its rows (at stop).
     pub fn close_all(&mut self) {
         let closed = self.windows.close_all();

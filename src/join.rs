@@ -19,23 +19,39 @@ use crate::window::Window;
 /// A cached network series: its mean latency in the window it last
 /// reported in. (Only a reverse path is ever taken from the cache, and only
 /// its latency; a forward path's values always come from its own window.)
-#[derive(Debug, Clone)]
-struct NetEntry {
-    latency: Option<f64>,
+#[derive(Debug, Clone, PartialEq)]
+pub struct NetEntry {
+    /// Mean latency, `None` when that window carried none.
+    pub latency: Option<f64>,
     /// End of the window the entry was last updated in.
-    updated: WindowEnd,
+    pub updated: WindowEnd,
 }
 
 /// A cached service: the winning instance of its SFR in the window it last
 /// reported in.
-#[derive(Debug, Clone)]
-struct SvcEntry {
-    endpoint: Box<[u8]>,
-    sf_instance: Box<[u8]>,
-    response_time: Option<f64>,
-    request_size: Option<f64>,
-    response_size: Option<f64>,
-    updated: WindowEnd,
+#[derive(Debug, Clone, PartialEq)]
+pub struct SvcEntry {
+    /// Endpoint of the winning instance.
+    pub endpoint: Box<[u8]>,
+    /// The winning instance.
+    pub sf_instance: Box<[u8]>,
+    /// Mean response time.
+    pub response_time: Option<f64>,
+    /// Mean request size.
+    pub request_size: Option<f64>,
+    /// Mean response size.
+    pub response_size: Option<f64>,
+    /// End of the window the entry was last updated in.
+    pub updated: WindowEnd,
+}
+
+/// Both caches, as a state file holds them.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Caches {
+    /// Network series by key.
+    pub network: HashMap<SeriesKey, NetEntry>,
+    /// Services by SFR.
+    pub service: HashMap<Box<[u8]>, SvcEntry>,
 }
 
 /// A row that could not be written in the portable subset.
@@ -69,11 +85,26 @@ pub struct Join {
 impl Join {
     /// Empty caches.
     pub fn new(settings: Arc<Settings>) -> Self {
+        Join::from_caches(settings, Caches::default())
+    }
+
+    /// The join with caches a state file restored.
+    pub fn from_caches(settings: Arc<Settings>, caches: Caches) -> Self {
         Join {
-            network: HashMap::default(),
-            service: HashMap::default(),
+            network: caches.network,
+            service: caches.service,
             settings,
         }
+    }
+
+    /// The cached network series.
+    pub fn network_entries(&self) -> impl Iterator<Item = (&SeriesKey, &NetEntry)> {
+        self.network.iter()
+    }
+
+    /// The cached services, by SFR.
+    pub fn service_entries(&self) -> impl Iterator<Item = (&[u8], &SvcEntry)> {
+        self.service.iter().map(|(k, v)| (&**k, v))
     }
 
     /// Entries held in both caches.

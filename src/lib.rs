@@ -22,5 +22,6 @@ pub mod records;
 pub mod run;
 pub mod schema;
 pub mod settings;
+pub mod state;
 pub mod stats;
 pub mod window;

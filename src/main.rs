@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use e2e_aggregator::config::Command;
 use e2e_aggregator::config::{ConfigError, Options};
-use e2e_aggregator::run::run;
+use e2e_aggregator::run::{flush, run};
 
 fn main() -> ExitCode {
     let options = match Options::load(std::env::args_os()) {
@@ -19,12 +20,14 @@ fn main() -> ExitCode {
         }
     };
     e2e_aggregator::logging::init(options.log_level.filter());
-    match &options.command {
-        None => ExitCode::from(run(&options).status()),
+    let exit = match &options.command {
+        None => run(&options),
+        Some(Command::Flush) => flush(&options),
         Some(command) => {
-            // Filled in by the state-file and analyze changes.
+            // Filled in by the analyze change.
             log::error!("{command:?}: not available in this build");
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-    }
+    };
+    ExitCode::from(exit.status())
 }

@@ -43,9 +43,15 @@ impl Pipeline {
 
     /// Ends the input (see [`End`]), then closes every window.
     pub fn finish(&mut self, end: End, now: Option<Now>) {
+        self.end_input(end, now);
+        self.engine.close_all();
+    }
+
+    /// Ends the input (see [`End`]) and leaves the windows open, for a
+    /// state file to keep.
+    pub fn end_input(&mut self, end: End, now: Option<Now>) {
         let engine = &mut self.engine;
         self.input.finish(end, &mut |r| engine.apply(r, now));
-        self.engine.close_all();
     }
 
     /// Whether no record is under way.

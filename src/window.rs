@@ -61,6 +61,29 @@ impl Windows {
         }
     }
 
+    /// Windows as a state file restores them: the frontier, the newest
+    /// event time and the open windows (checked by the caller).
+    pub fn from_parts(
+        period: i64,
+        closed_until: WindowEnd,
+        max_ts: Option<i64>,
+        open: BTreeMap<WindowStart, Window>,
+    ) -> Self {
+        let pairs = open.values().map(Window::pairs).sum();
+        Windows {
+            period,
+            open,
+            closed_until,
+            max_ts,
+            pairs,
+        }
+    }
+
+    /// The open windows, oldest first.
+    pub fn open(&self) -> impl Iterator<Item = (&WindowStart, &Window)> {
+        self.open.iter()
+    }
+
     /// The window `ts` falls in, or `None` when its start or end lies
     /// outside InfluxDB's time range.
     pub fn window_of(&self, ts: i64) -> Option<WindowStart> {
