@@ -73,7 +73,7 @@ pub struct Closed {
 }
 
 /// The caches of the join.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Join {
     /// Network series by key.
     network: HashMap<SeriesKey, NetEntry>,

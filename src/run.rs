@@ -21,7 +21,9 @@ use crate::config::Options;
 use crate::input::{self, Chunks, End, Work};
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
-use crate::state::{self, Loaded, StateFile};
+use std::sync::Arc;
+
+use crate::state::{self, Loaded, Saver, StateFile};
 
 /// Output is written once this much has gathered (and whenever input stalls).
 const WRITE_AT: usize = 128 * 1024;
@@ -87,11 +89,25 @@ pub fn run(options: &Options) -> Exit {
         Some(d) if !replay && !d.is_zero() => tick(d),
         _ => never(),
     };
+    let state = state.map(Arc::new);
+    let saver = match &state {
+        Some(file) if !replay && !options.state_interval.is_zero() => {
+            match Saver::start(file.clone(), pipeline.engine().settings().clone()) {
+                Ok(saver) => Some(saver),
+                Err(e) => {
+                    log::error!("cannot start: {e}");
+                    return Exit::Failed;
+                }
+            }
+        }
+        _ => None,
+    };
     let mut clocks = Clocks {
         ticker: every(Some(TICK)),
         stats: every(options.stats_interval.map(|d| d.to_std())),
-        save: every(state.as_ref().map(|_| options.state_interval.to_std())),
+        save: every(saver.as_ref().map(|_| options.state_interval.to_std())),
         state,
+        saver,
     };
     let mut out = io::stdout().lock();
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
@@ -99,19 +115,23 @@ pub fn run(options: &Options) -> Exit {
     let stopped = event_loop(&mut pipeline, &mut chunks, &mut clocks, &mut out);
     // The reader and the workers end when their channels close.
     drop(chunks);
+    // A periodic save still running lands before the one at stop.
+    if let Some(saver) = clocks.saver.take() {
+        saver.finish();
+    }
     let (stop, end) = match stopped {
         Ok(stopped) => stopped,
         Err(e) => {
             broken(&e);
             // Nothing more can be written; the state can still be kept.
             pipeline.end_input(End::Interrupted, now());
-            save_state(&clocks.state, &mut pipeline);
+            save_state(clocks.state.as_deref(), &mut pipeline);
             return Exit::Failed;
         }
     };
     pipeline.end_input(end, now());
     let saved = match &clocks.state {
-        Some(_) => save_state(&clocks.state, &mut pipeline),
+        Some(_) => save_state(clocks.state.as_deref(), &mut pipeline),
         None => {
             pipeline.engine().close_all();
             true
@@ -150,7 +170,7 @@ pub fn flush(options: &Options) -> Exit {
         }
     };
     pipeline.engine().close_all();
-    let saved = save_state(&state, &mut pipeline);
+    let saved = save_state(state.as_ref(), &mut pipeline);
     if saved {
         if let Some(state) = &state {
             let closed_until = pipeline.engine().state().0.closed_until().0;
@@ -189,7 +209,7 @@ fn restore(
 
 /// Saves the engine's state if there is a state file; `false` if that
 /// failed (logged).
-fn save_state(state: &Option<StateFile>, pipeline: &mut Pipeline) -> bool {
+fn save_state(state: Option<&StateFile>, pipeline: &mut Pipeline) -> bool {
     let Some(file) = state else { return true };
     let engine = pipeline.engine();
     let (windows, join) = engine.state();
@@ -248,9 +268,11 @@ struct Clocks {
     ticker: Receiver<std::time::Instant>,
     /// `--stats-interval`.
     stats: Receiver<std::time::Instant>,
-    /// `--state-interval`, with a state file.
+    /// `--state-interval`, with a state file, live.
     save: Receiver<std::time::Instant>,
-    state: Option<StateFile>,
+    state: Option<Arc<StateFile>>,
+    /// Periodic saves, off this thread.
+    saver: Option<Saver>,
 }
 
 impl Clocks {
@@ -263,7 +285,15 @@ impl Clocks {
             pipeline.engine().write_stats(Now::read().wall);
         }
         if self.save.try_recv().is_ok() {
-            save_state(&self.state, pipeline);
+            self.save_later(pipeline);
+        }
+    }
+
+    /// A periodic save: a copy of the state goes to the saver thread.
+    fn save_later(&self, pipeline: &mut Pipeline) {
+        if let Some(saver) = &self.saver {
+            let (windows, join) = pipeline.engine().state();
+            saver.save(windows, join);
         }
     }
 
@@ -319,7 +349,7 @@ fn event_loop(
                         continue;
                     }
                     recv(clocks.save) -> _ => {
-                        save_state(&clocks.state, pipeline);
+                        clocks.save_later(pipeline);
                         continue;
                     }
                 }

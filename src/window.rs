@@ -14,7 +14,7 @@ use crate::schema::{
 };
 
 /// Per-series means of one open window.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Window {
     /// Network series and their means.
     pub network: HashMap<SeriesKey, NetworkMeans>,
@@ -38,7 +38,7 @@ pub enum Refused {
 }
 
 /// The open windows, the newest event time and the closing frontier.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Windows {
     period: i64,
     open: BTreeMap<WindowStart, Window>,

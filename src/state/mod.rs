@@ -15,6 +15,7 @@ pub mod snapshot;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crate::join::Join;
@@ -237,4 +238,59 @@ pub fn save(
 ) -> io::Result<()> {
     let bytes = snapshot::encode(&snapshot::capture(settings, windows, join));
     file.save(&bytes)
+}
+
+/// Periodic saves off the event loop: the loop hands over a copy of the
+/// state (the only stall it sees, measured in the README) and this thread
+/// captures, encodes and writes it. A save asked for while the previous
+/// one still runs is skipped: the next interval brings a newer state.
+pub struct Saver {
+    jobs: Option<crossbeam_channel::Sender<(Windows, Join)>>,
+    busy: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Saver {
+    /// Starts the saver thread for `file`.
+    pub fn start(file: Arc<StateFile>, settings: Arc<Settings>) -> io::Result<Saver> {
+        let (jobs, rx) = crossbeam_channel::bounded::<(Windows, Join)>(1);
+        let busy = Arc::new(AtomicBool::new(false));
+        let done = busy.clone();
+        let thread = std::thread::Builder::new()
+            .name("state-saver".into())
+            .spawn(move || {
+                for (windows, join) in rx {
+                    if let Err(e) = save(&file, &settings, &windows, &join) {
+                        log::error!("state file {}: save failed: {e}", file.path().display());
+                    }
+                    done.store(false, Ordering::Release);
+                }
+            })?;
+        Ok(Saver {
+            jobs: Some(jobs),
+            busy,
+            thread: Some(thread),
+        })
+    }
+
+    /// Saves a copy of this state unless a save is still running.
+    pub fn save(&self, windows: &Windows, join: &Join) {
+        let Some(jobs) = &self.jobs else { return };
+        if self.busy.swap(true, Ordering::AcqRel) {
+            log::debug!("state save skipped: the previous one is still running");
+            return;
+        }
+        if jobs.try_send((windows.clone(), join.clone())).is_err() {
+            self.busy.store(false, Ordering::Release);
+        }
+    }
+
+    /// Waits for a save under way, then stops the thread. Call it before
+    /// the save at stop, so that an older state never lands after it.
+    pub fn finish(mut self) {
+        drop(self.jobs.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
