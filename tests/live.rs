@@ -1442,4 +1442,31 @@ fn help_version_and_bad_flags() {
     let (status, _, err) = run_cli(&["--no-such-flag"]);
     assert_eq!(status.code(), Some(2), "--no-such-flag: {status:?}\n{err}");
     assert!(err.contains("--no-such-flag"), "{err:?}");
+
+    let (status, _, err) = run_cli(&["--period", "2us", "--precision", "ms"]);
+    assert_eq!(status.code(), Some(2), "{status:?}\n{err}");
+    assert_eq!(
+        err, "E! --period 2\u{b5}s is not a whole multiple of --precision ms",
+        "the precision as the user writes it, the period as Go writes it"
+    );
+}
+
+/// Regression: a wrong type in the config file (`period = 5`) was reported
+/// as `invalid value '5' for '--period <DURATION>'`, as if it were a flag,
+/// without naming the file.
+#[test]
+fn a_bad_config_file_entry_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.toml");
+    std::fs::write(&path, "grace = \"20s\"\nperiod = 5\n").unwrap();
+    let path = path.to_str().unwrap();
+    let (status, out, err) = run_cli(&["--config", path]);
+    assert_eq!(status.code(), Some(2), "{status:?}\n{err}");
+    assert_eq!(
+        err,
+        format!(
+            "E! --config {path}: key \"period\" = 5: invalid duration \"5\": missing unit (ns, us, ms, s, m, h)"
+        )
+    );
+    assert!(out.is_empty(), "{out:?}");
 }
