@@ -1089,11 +1089,27 @@ fn garbage_is_reported_and_valid_lines_around_it_survive() {
                     .any(|(k, _)| !l[k + want.len()..].starts_with(|c: char| c.is_ascii_digit()))
         })
     };
-    // Reported while stdin is still open.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(reported(&p, 13) || Instant::now() >= deadline) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    // Reported while stdin is still open, exactly: the physical line, the
+    // reason, and the record quoted (escaped, at most 200 bytes of it).
+    let line_12 = format!(
+        "W! invalid line 12: expected '=' after field key at byte 5006: \"{}\"...",
+        "x".repeat(200)
+    );
+    let line_13 =
+        r#"W! invalid line 13: expected '=' after tag key at byte 12: "bad\x01bytes,\x7f =\"""#;
+    assert!(
+        p.err.wait_until(Duration::from_secs(5), |s| s
+            .lines
+            .iter()
+            .any(|(_, l)| l == line_13)),
+        "line 13 not reported as {line_13:?} while stdin is open; stderr:\n{}",
+        p.stderr_text()
+    );
+    assert!(
+        p.stderr_lines().contains(&line_12),
+        "line 12 not reported as {line_12:?}; stderr:\n{}",
+        p.stderr_text()
+    );
     p.close_stdin();
     let (status, _) = p.expect_exit(Duration::from_secs(10), "after stdin closed");
     assert!(
