@@ -34,11 +34,12 @@ use std::time::Duration;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use e2e_aggregator::config::Options;
-use e2e_aggregator::input::End;
 use e2e_aggregator::lp::{parse_record, Outcome, Point, Validate};
-use e2e_aggregator::pipeline::Pipeline as Engine;
-use e2e_aggregator::settings::Settings;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::Setup;
 
 const NS: i64 = 1_000_000_000;
 const START: i64 = 1_700_000_000 * NS;
@@ -325,23 +326,21 @@ fn chunks(buf: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-fn run_engine(settings: &Settings, chunks: &[&[u8]]) -> usize {
-    let mut engine = Engine::new(settings.clone());
+/// The engine over `chunks` as a replay; returns the bytes written. The
+/// output is dropped after every chunk, as `run` writes it out.
+fn run_engine(setup: &Setup, chunks: &[&[u8]]) -> usize {
     let mut written = 0;
-    for chunk in chunks {
-        engine.feed(chunk, None);
-        written += engine.output().len();
-        engine.output().clear();
-    }
-    engine.finish(End::Eof, None);
-    written += engine.output().len();
-    engine.output().clear();
+    setup
+        .replay_with(chunks, |out| {
+            written += out.len();
+            out.clear();
+        })
+        .expect("the accounting identity holds");
     written
 }
 
 fn engine(c: &mut Criterion) {
-    let options = Options::load(["e2e-aggregator", "--drop-original"]).expect("options");
-    let settings = Settings::new(&options);
+    let setup = Setup::new("--drop-original");
     let mut g = c.benchmark_group("engine");
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
@@ -354,19 +353,13 @@ fn engine(c: &mut Criterion) {
     ] {
         let parts = chunks(&buf);
         // Sanity: every delay point aggregated, rows written.
-        let mut check = Engine::new(settings.clone());
-        for p in &parts {
-            check.feed(p, None);
-        }
-        check.finish(End::Eof, None);
-        let c = check.counters();
+        let check = setup.replay(&parts).expect("identity holds");
+        let c = &check.counters;
         assert_eq!(c.invalid, 0, "{name}: invalid lines");
         assert_eq!(c.aggregated, 10_000, "{name}: aggregated");
         assert!(c.rows_written > 0, "{name}: no rows");
         g.throughput(Throughput::BytesDecimal(buf.len() as u64));
-        g.bench_function(name, |b| {
-            b.iter(|| run_engine(&settings, black_box(&parts)))
-        });
+        g.bench_function(name, |b| b.iter(|| run_engine(&setup, black_box(&parts))));
     }
     g.finish();
 }

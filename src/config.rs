@@ -34,6 +34,14 @@ pub enum Precision {
     Ns,
 }
 
+impl std::fmt::Display for Precision {
+    /// The value as written on the command line (`ms`, not `Ms`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = self.to_possible_value().expect("no precision is skipped");
+        f.write_str(value.get_name())
+    }
+}
+
 impl Precision {
     /// Nanoseconds per unit.
     pub fn nanos(self) -> i64 {
@@ -284,7 +292,7 @@ impl Options {
         }
         if self.period.as_nanos() % unit != 0 {
             return bad(format!(
-                "--period {} is not a whole multiple of --precision {:?}",
+                "--period {} is not a whole multiple of --precision {}",
                 self.period, self.precision
             ));
         }
@@ -311,48 +319,69 @@ impl Options {
     }
 }
 
-/// Turns a TOML file into `--flag value` arguments, placed before the real
-/// ones so that those override it.
+/// Turns a TOML file into `--flag=value` arguments, placed before the real
+/// ones so that those override it. Each entry is checked on its own first,
+/// so that a bad one is reported as the file's (`--config FILE: key
+/// "period" = 5: ...`), not as if it were a flag on the command line.
 fn file_args(
     path: &std::path::Path,
     cmd: &clap::Command,
 ) -> Result<Vec<std::ffi::OsString>, ConfigError> {
+    let in_file = |m: String| ConfigError::Invalid(format!("--config {}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigError::Invalid(format!("cannot read --config {}: {e}", path.display()))
     })?;
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e| ConfigError::Invalid(format!("--config {}: {e}", path.display())))?;
+    let table: toml::Table = text.parse().map_err(|e| in_file(format!("{e}")))?;
     let mut out = Vec::new();
     for (key, value) in table {
         let flag = key.replace('_', "-");
-        let known = cmd
+        let arg = cmd
             .get_arguments()
-            .any(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
-        if !known {
-            return Err(ConfigError::Invalid(format!(
-                "--config {}: unknown option {key:?}",
-                path.display()
-            )));
-        }
+            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
+        let Some(arg) = arg else {
+            return Err(in_file(format!("unknown option {key:?}")));
+        };
+        let entry = format!("key {key:?} = {value}");
+        let takes_value = arg.get_action().takes_values();
         let text = match value {
+            toml::Value::Boolean(_) if takes_value => {
+                return Err(in_file(format!("{entry}: expects a value, not a boolean")))
+            }
             toml::Value::Boolean(true) => {
                 out.push(format!("--{flag}").into());
                 continue;
             }
             toml::Value::Boolean(false) => continue,
+            _ if !takes_value => {
+                return Err(in_file(format!("{entry}: expects true or false")));
+            }
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
-            other => {
-                return Err(ConfigError::Invalid(format!(
-                    "--config {}: option {key:?} has an unsupported value {other}",
-                    path.display()
-                )))
-            }
+            _ => return Err(in_file(format!("{entry}: expects a string or an integer"))),
         };
-        out.push(format!("--{flag}={text}").into());
+        let arg = format!("--{flag}={text}");
+        cmd.clone()
+            .try_get_matches_from(["e2e-aggregator", arg.as_str()])
+            .map_err(|e| in_file(format!("{entry}: {}", clap_reason(&e))))?;
+        out.push(arg.into());
     }
     Ok(out)
+}
+
+/// Why clap refused a value, without its usage text: the value parser's
+/// own message when there is one (`invalid duration "5": missing unit`).
+fn clap_reason(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    use std::error::Error as _;
+    if let Some(source) = e.source() {
+        return source.to_string();
+    }
+    if let Some(ContextValue::Strings(valid)) = e.get(ContextKind::ValidValue) {
+        return format!("expects one of {}", valid.join(", "));
+    }
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
 }
 
 #[cfg(test)]
@@ -408,9 +437,62 @@ mod tests {
             load(&["--grace", "soon"]),
             Err(ConfigError::Clap(_))
         ));
+        match load(&["--period", "2us", "--precision", "ms"]) {
+            Err(ConfigError::Invalid(m)) => assert_eq!(
+                m,
+                "--period 2\u{b5}s is not a whole multiple of --precision ms"
+            ),
+            other => panic!("{other:?}"),
+        }
         match load(&["--output-measurement", "#rows"]) {
             Err(ConfigError::Invalid(m)) => assert!(m.contains("not starting with '#'"), "{m}"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    /// Regression: `period = 5` was reported as `invalid value '5' for
+    /// '--period <DURATION>'`, as if it were a flag, without naming the
+    /// file. A bad entry names the file, the key and the reason.
+    #[test]
+    fn a_bad_file_entry_names_the_file_and_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        for (entry, why) in [
+            (
+                "period = 5",
+                "key \"period\" = 5: invalid duration \"5\": missing unit",
+            ),
+            (
+                "max_series = \"many\"",
+                "key \"max_series\" = \"many\": invalid digit",
+            ),
+            (
+                "precision = \"MS\"",
+                "key \"precision\" = \"MS\": expects one of s, ms, us, ns",
+            ),
+            (
+                "log-level = 3",
+                "key \"log-level\" = 3: expects one of error, warn",
+            ),
+            (
+                "grace = true",
+                "key \"grace\" = true: expects a value, not a boolean",
+            ),
+            (
+                "drop_original = \"yes\"",
+                "key \"drop_original\" = \"yes\": expects true or false",
+            ),
+            (
+                "period = 5.0",
+                "key \"period\" = 5.0: expects a string or an integer",
+            ),
+        ] {
+            std::fs::write(&path, format!("{entry}\n")).unwrap();
+            let want = format!("--config {}: {why}", path.display());
+            match load(&["--config", path.to_str().unwrap()]) {
+                Err(ConfigError::Invalid(m)) => assert!(m.starts_with(&want), "{entry}: {m}"),
+                other => panic!("{entry}: {other:?}"),
+            }
         }
     }
 }

@@ -134,22 +134,47 @@ impl FromStr for Duration {
 }
 
 impl fmt::Display for Duration {
-    /// Writes the shortest exact form in one unit (`90s`, `1500ms`, `0s`).
+    /// Writes what Go's `time.Duration.String()` writes, so that a value
+    /// reads the same in our messages and in Telegraf's: `0s`, `1.5s`,
+    /// `1m30s`, `24h0m0s`, `7.500000001s`; under a second, the largest unit
+    /// below it with a fraction (`2µs` with U+00B5, `1.5ms`, `999ns`).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SECOND: u64 = 1_000_000_000;
         let ns = self.0;
         if ns == 0 {
             return f.write_str("0s");
         }
-        for &(unit, scale) in UNITS.iter().rev() {
-            if unit.len() == 2 && unit != "ns" && unit != "us" && unit != "ms" {
-                continue; // the µs spellings
-            }
-            if ns % scale == 0 {
-                return write!(f, "{}{unit}", ns / scale);
-            }
+        if ns < SECOND {
+            let (scale, unit) = match ns {
+                0..1_000 => (1, "ns"),
+                1_000..1_000_000 => (1_000, "\u{b5}s"),
+                _ => (1_000_000, "ms"),
+            };
+            write_decimal(f, ns, scale)?;
+            return f.write_str(unit);
         }
-        write!(f, "{ns}ns")
+        let (hours, minutes) = (ns / (3600 * SECOND), ns / (60 * SECOND) % 60);
+        if hours > 0 {
+            write!(f, "{hours}h")?;
+        }
+        if hours > 0 || minutes > 0 {
+            write!(f, "{minutes}m")?;
+        }
+        write_decimal(f, ns % (60 * SECOND), SECOND)?;
+        f.write_str("s")
     }
+}
+
+/// Writes `value / scale` (`scale` a power of ten) exactly, without
+/// trailing zeros in the fraction, as Go's `fmtFrac` does.
+fn write_decimal(f: &mut fmt::Formatter<'_>, value: u64, scale: u64) -> fmt::Result {
+    write!(f, "{}", value / scale)?;
+    let frac = value % scale;
+    if frac == 0 {
+        return Ok(());
+    }
+    let digits = format!("{frac:0width$}", width = scale.ilog10() as usize);
+    write!(f, ".{}", digits.trim_end_matches('0'))
 }
 
 #[cfg(test)]
@@ -181,11 +206,56 @@ mod tests {
         }
     }
 
+    /// Go's `time.Duration.String()` for each value (checked with Go 1.22:
+    /// `fmt.Println(time.Duration(ns))`).
     #[test]
-    fn displays_in_one_exact_unit() {
-        assert_eq!(Duration::from_nanos(90_000_000_000).to_string(), "90s");
-        assert_eq!(Duration::from_nanos(3_600_000_000_000).to_string(), "1h");
-        assert_eq!(Duration::from_nanos(1_500_000_000).to_string(), "1500ms");
-        assert_eq!(Duration::from_nanos(0).to_string(), "0s");
+    fn displays_as_go_does() {
+        for (ns, go) in [
+            (0, "0s"),
+            (1, "1ns"),
+            (999, "999ns"),
+            (1_000, "1\u{b5}s"),
+            (2_000, "2\u{b5}s"),
+            (1_500, "1.5\u{b5}s"),
+            (1_000_001, "1.000001ms"),
+            (1_500_000, "1.5ms"),
+            (500_000_000, "500ms"),
+            (1_000_000_000, "1s"),
+            (1_500_000_000, "1.5s"),
+            (7_500_000_001, "7.500000001s"),
+            (60_000_000_000, "1m0s"),
+            (90_000_000_000, "1m30s"),
+            (3_600_000_000_000, "1h0m0s"),
+            (3_723_004_005_006, "1h2m3.004005006s"),
+            (86_400_000_000_000, "24h0m0s"),
+            (i64::MAX as u64, "2562047h47m16.854775807s"),
+        ] {
+            assert_eq!(Duration::from_nanos(ns).to_string(), go, "{ns} ns");
+        }
+    }
+
+    /// Regression: `2µs` was written with U+03BC (Greek mu) instead of
+    /// Go's U+00B5 (micro sign), because the check for the micro spellings
+    /// compared their length in bytes (3) with 2.
+    #[test]
+    fn micro_sign_is_u00b5() {
+        let text = Duration::from_nanos(2_000).to_string();
+        assert_eq!(text.as_bytes(), b"2\xc2\xb5s", "{text:?}");
+    }
+
+    #[test]
+    fn every_text_reads_back_as_the_same_duration() {
+        for ns in [
+            1,
+            999,
+            1_000,
+            1_500,
+            2_000_000,
+            7_500_000_001,
+            86_400_000_000_000,
+        ] {
+            let d = Duration::from_nanos(ns);
+            assert_eq!(d.to_string().parse::<Duration>(), Ok(d), "{d}");
+        }
     }
 }

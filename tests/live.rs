@@ -21,7 +21,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use e2e_aggregator::lp::{self, OwnedValue, Point};
+mod support;
+
+use e2e_aggregator::lp::{self, Point};
+use support::Stats;
 
 const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
 
@@ -96,18 +99,9 @@ impl Rec {
     fn is(&self, measurement: &str) -> bool {
         self.point.measurement == measurement.as_bytes()
     }
-    fn field(&self, key: &str) -> Option<&OwnedValue> {
-        self.point
-            .fields
-            .iter()
-            .find(|(k, _)| k == key.as_bytes())
-            .map(|(_, v)| v)
-    }
-    fn int(&self, key: &str) -> i64 {
-        match self.field(key) {
-            Some(OwnedValue::Integer(i)) => *i,
-            other => panic!("field {key} of {:?} is {other:?}", self.text()),
-        }
+    /// This record as a self-metrics line (the test kit's reading).
+    fn stats(&self) -> Stats {
+        Stats::from_point(&self.point).unwrap_or_else(|e| panic!("{e}: {:?}", self.text()))
     }
 }
 
@@ -1089,11 +1083,27 @@ fn garbage_is_reported_and_valid_lines_around_it_survive() {
                     .any(|(k, _)| !l[k + want.len()..].starts_with(|c: char| c.is_ascii_digit()))
         })
     };
-    // Reported while stdin is still open.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !(reported(&p, 13) || Instant::now() >= deadline) {
-        thread::sleep(Duration::from_millis(20));
-    }
+    // Reported while stdin is still open, exactly: the physical line, the
+    // reason, and the record quoted (escaped, at most 200 bytes of it).
+    let line_12 = format!(
+        "W! invalid line 12: expected '=' after field key at byte 5006: \"{}\"...",
+        "x".repeat(200)
+    );
+    let line_13 =
+        r#"W! invalid line 13: expected '=' after tag key at byte 12: "bad\x01bytes,\x7f =\"""#;
+    assert!(
+        p.err.wait_until(Duration::from_secs(5), |s| s
+            .lines
+            .iter()
+            .any(|(_, l)| l == line_13)),
+        "line 13 not reported as {line_13:?} while stdin is open; stderr:\n{}",
+        p.stderr_text()
+    );
+    assert!(
+        p.stderr_lines().contains(&line_12),
+        "line 12 not reported as {line_12:?}; stderr:\n{}",
+        p.stderr_text()
+    );
     p.close_stdin();
     let (status, _) = p.expect_exit(Duration::from_secs(10), "after stdin closed");
     assert!(
@@ -1353,15 +1363,11 @@ fn every_line_is_counted_in_exactly_one_class() {
         std::ptr::eq(*last, out.recs.last().unwrap()),
         "the final self-metrics line is not the last line out"
     );
-    let c = |k: &str| last.int(k);
+    let final_stats = last.stats();
+    let c = |k: &str| final_stats.get(k);
     let (n_invalid, n_skipped) = (invalid.len() + 1, 4);
     let fed = ignored.len() + n_invalid + other.len() + aggregated.len() + late.len() + n_skipped;
-    assert_eq!(
-        c("lines_in"),
-        c("ignored") + c("invalid") + c("other") + c("aggregated") + c("late") + c("skipped"),
-        "identity broken: {}",
-        last.text()
-    );
+    assert!(final_stats.balanced(), "identity broken: {}", last.text());
     let want = [
         ("lines_in", fed),
         ("ignored", ignored.len()),
@@ -1391,16 +1397,10 @@ fn every_line_is_counted_in_exactly_one_class() {
     assert_eq!(c("rows_unwritable"), 0);
     // The periodic lines are consistent too, and counts never decrease.
     for pair in stats.windows(2) {
-        assert!(pair[0].int("lines_in") <= pair[1].int("lines_in"));
+        assert!(pair[0].stats().get("lines_in") <= pair[1].stats().get("lines_in"));
     }
     for s in &stats {
-        let k = |f: &str| s.int(f);
-        assert_eq!(
-            k("lines_in"),
-            k("ignored") + k("invalid") + k("other") + k("aggregated") + k("late") + k("skipped"),
-            "identity broken in {}",
-            s.text()
-        );
+        assert!(s.stats().balanced(), "identity broken in {}", s.text());
     }
 }
 
@@ -1442,4 +1442,31 @@ fn help_version_and_bad_flags() {
     let (status, _, err) = run_cli(&["--no-such-flag"]);
     assert_eq!(status.code(), Some(2), "--no-such-flag: {status:?}\n{err}");
     assert!(err.contains("--no-such-flag"), "{err:?}");
+
+    let (status, _, err) = run_cli(&["--period", "2us", "--precision", "ms"]);
+    assert_eq!(status.code(), Some(2), "{status:?}\n{err}");
+    assert_eq!(
+        err, "E! --period 2\u{b5}s is not a whole multiple of --precision ms",
+        "the precision as the user writes it, the period as Go writes it"
+    );
+}
+
+/// Regression: a wrong type in the config file (`period = 5`) was reported
+/// as `invalid value '5' for '--period <DURATION>'`, as if it were a flag,
+/// without naming the file.
+#[test]
+fn a_bad_config_file_entry_names_the_file_and_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e2e.toml");
+    std::fs::write(&path, "grace = \"20s\"\nperiod = 5\n").unwrap();
+    let path = path.to_str().unwrap();
+    let (status, out, err) = run_cli(&["--config", path]);
+    assert_eq!(status.code(), Some(2), "{status:?}\n{err}");
+    assert_eq!(
+        err,
+        format!(
+            "E! --config {path}: key \"period\" = 5: invalid duration \"5\": missing unit (ns, us, ms, s, m, h)"
+        )
+    );
+    assert!(out.is_empty(), "{out:?}");
 }

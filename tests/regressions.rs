@@ -2,14 +2,14 @@
 //! target (`fuzz/`): each file in `tests/regressions/` (plus a few inputs
 //! too large to keep as files, generated here) runs through the engine as a
 //! replay under several settings, in one chunk and split into chunks in
-//! many ways, fed directly and through the parse stage (`feed_parsed`, as
-//! `run` does). Each run must:
+//! many ways (`tests/support`, the test kit). Each run must:
 //! - not panic;
 //! - keep `lines_in = ignored + invalid + other + aggregated + late +
 //!   skipped` after every chunk;
 //! - write only valid line protocol, one record per line passed or row
 //!   written, ending with a line feed; pass the lines of other measurements,
-//!   and the delay lines unless `--drop-original`;
+//!   and the delay lines unless `--drop-original`; with `--stats-interval`,
+//!   end with a self-metrics line that says what the counters say;
 //! - give the same output and counters however the input was split.
 //!
 //! Files named `fuzz-*` are minimised fuzz findings; their header comment
@@ -22,97 +22,21 @@
 //!   record outgrew the limit and was cut at the first line feed past byte
 //!   40 instead, so the rest read as a second invalid record.
 
+mod support;
+
 use std::path::Path;
 
-use e2e_aggregator::config::Options;
-use e2e_aggregator::input::End;
-use e2e_aggregator::lp;
-use e2e_aggregator::pipeline::Pipeline as Engine;
-use e2e_aggregator::records::Parsed;
-use e2e_aggregator::settings::Settings;
-use e2e_aggregator::stats::Counters;
+use support::{Replay, Setup};
 
-/// The settings every input runs under: the defaults, and small ones under
+/// The flags every input runs under: the defaults, and small ones under
 /// which windows close, caps bite and short records are too long.
 const VARIANTS: &[&str] = &[
     "",
-    "--period 1s --grace 2s --max-series 50 --max-line-size 4KiB",
+    "--period 1s --grace 2s --max-series 50 --max-line-size 4KiB --stats-interval 1s",
     "--period 1s --grace 2s --max-line-size 40 --max-series 3",
     "--period 1s --grace 2s --precision s --cache-ttl 3s",
     "--period 10ms --grace 0s --precision ms --drop-original",
 ];
-
-fn settings(flags: &str) -> Settings {
-    let args = ["e2e-aggregator", "--replay", "--log-level=error"]
-        .into_iter()
-        .chain(flags.split_whitespace());
-    Settings::new(&Options::load(args).expect("valid test settings"))
-}
-
-/// How chunks reach the engine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Feed,
-    Parsed,
-}
-
-fn run(settings: &Settings, chunks: &[&[u8]], mode: Mode) -> Result<(Vec<u8>, Counters), String> {
-    let mut engine = Engine::new(settings.clone());
-    let splitter = engine.splitter().clone();
-    let mut parsed = Parsed::default();
-    let mut out = Vec::new();
-    for (i, chunk) in chunks.iter().enumerate() {
-        match mode {
-            Mode::Feed => engine.feed(chunk, None),
-            Mode::Parsed => {
-                splitter.parse(chunk, false, &mut parsed);
-                engine.feed_parsed(chunk, &parsed, None);
-            }
-        }
-        if !engine.counters().balanced() {
-            return Err(format!(
-                "identity broken after chunk {i}: {:?}",
-                engine.counters()
-            ));
-        }
-        out.append(engine.output());
-    }
-    engine.finish(End::Eof, None);
-    out.append(engine.output());
-    let counters = engine.counters().clone();
-    if !counters.balanced() {
-        return Err(format!("identity broken at the end: {counters:?}"));
-    }
-    Ok((out, counters))
-}
-
-fn check_output(settings: &Settings, out: &[u8], counters: &Counters) -> Result<(), String> {
-    let delay_lines = counters.aggregated + counters.late + counters.skipped_total();
-    let passed = counters.other
-        + if settings.drop_original {
-            0
-        } else {
-            delay_lines
-        };
-    if counters.passed != passed {
-        return Err(format!("{passed} lines to pass, counters say {counters:?}"));
-    }
-    if !out.is_empty() && !out.ends_with(b"\n") {
-        return Err("output does not end with a line feed".into());
-    }
-    let parsed = lp::parse_all(out);
-    if let Some((i, Err(e))) = parsed.iter().enumerate().find(|(_, p)| p.is_err()) {
-        return Err(format!("output record {i} does not parse: {e}"));
-    }
-    let want = counters.passed + counters.rows_written;
-    if parsed.len() as u64 != want {
-        return Err(format!(
-            "{} records written, counters say {want}: {counters:?}",
-            parsed.len()
-        ));
-    }
-    Ok(())
-}
 
 /// The ways to split `input`: every point for a short input, a sample
 /// otherwise (smaller for large inputs, to keep the test fast), and one
@@ -144,37 +68,24 @@ fn splits(input: &[u8]) -> Vec<Vec<&[u8]>> {
 fn check(name: &str, input: &[u8]) -> Vec<String> {
     let mut failures = Vec::new();
     for flags in VARIANTS {
-        let settings = settings(flags);
+        let setup = Setup::new(flags);
         let fail = |what: String| format!("{name} [{flags}]: {what}");
-        let (whole, counters) = match run(&settings, &[input], Mode::Feed) {
+        let whole = match setup.replay(&[input]) {
             Ok(r) => r,
             Err(e) => {
                 failures.push(fail(e));
                 continue;
             }
         };
-        if let Err(e) = check_output(&settings, &whole, &counters) {
+        if let Err(e) = support::check_output(&setup, &whole) {
             failures.push(fail(e));
         }
         for chunks in splits(input) {
-            for mode in [Mode::Feed, Mode::Parsed] {
-                let sizes: Vec<usize> = chunks.iter().take(4).map(|c| c.len()).collect();
-                let how = format!("{mode:?} in {} chunks {sizes:?}...", chunks.len());
-                match run(&settings, &chunks, mode) {
-                    Err(e) => failures.push(fail(format!("{how}: {e}"))),
-                    Ok((_, c)) if c != counters => failures.push(fail(format!(
-                        "{how}: counters differ from one chunk:\n  one: {counters:?}\n  split: {c:?}"
-                    ))),
-                    Ok((out, _)) if out != whole => failures.push(fail(format!(
-                        "{how}: output differs from one chunk:\n  one: \"{}\"\n  split: \"{}\"",
-                        whole.escape_ascii(),
-                        out.escape_ascii()
-                    ))),
-                    Ok(_) => {}
-                }
-                if failures.len() > 20 {
-                    return failures;
-                }
+            if let Err(e) = setup.check_split(&whole, &chunks) {
+                failures.push(fail(e));
+            }
+            if failures.len() > 20 {
+                return failures;
             }
         }
     }
@@ -253,14 +164,14 @@ fn one_mebibyte_lines_survive_every_chunking() {
 #[test]
 fn a_long_line_under_the_limit_passes_through_and_one_over_it_is_invalid() {
     let (_, input) = &long_lines()[0];
-    let (out, c) = run(&settings(""), &[input], Mode::Feed).unwrap();
+    let Replay { out, counters: c } = Setup::new(VARIANTS[0]).replay_whole(input);
     assert!(out.starts_with(input), "not passed through byte for byte");
     assert_eq!(
         (c.aggregated, c.invalid, c.rows_written),
         (5, 0, 1),
         "{c:?}"
     );
-    let (out, c) = run(&settings(VARIANTS[1]), &[input], Mode::Feed).unwrap();
+    let Replay { out, counters: c } = Setup::new(VARIANTS[1]).replay_whole(input);
     // b→a is the only forward series left, and its reverse never reported.
     assert_eq!(
         (c.aggregated, c.invalid, c.rows_written),

@@ -237,9 +237,25 @@ fn settings(flags: &[&str]) -> Settings {
     Settings::new(&Options::load(args).unwrap())
 }
 
+/// Takes the state file. A child spawned by another test of this process
+/// can hold a copy of the previous piece's lock for the instant between its
+/// fork and its exec, so "in use" is tried again.
+fn open(path: &Path) -> StateFile {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match StateFile::open(path) {
+            Ok(file) => return file,
+            Err(e) if e.contains("in use") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// What `run` does with a state file, in process: restore, feed, save.
 fn run_in_process(piece: &[u8], flags: &[&str], path: &Path) -> Vec<u8> {
-    let file = StateFile::open(path).unwrap();
+    let file = open(path);
     let mut p = Pipeline::new(settings(flags));
     if let Loaded::State { windows, join } = file.load(p.engine().settings()).unwrap() {
         p.engine().restore(windows, join, None);
@@ -254,7 +270,7 @@ fn run_in_process(piece: &[u8], flags: &[&str], path: &Path) -> Vec<u8> {
 
 /// What `flush` does, in process.
 fn flush_in_process(flags: &[&str], path: &Path) -> Vec<u8> {
-    let file = StateFile::open(path).unwrap();
+    let file = open(path);
     let mut p = Pipeline::new(settings(flags));
     if let Loaded::State { windows, join } = file.load(p.engine().settings()).unwrap() {
         p.engine().restore(windows, join, None);

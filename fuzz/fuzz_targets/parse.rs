@@ -83,19 +83,12 @@ fuzz_target!(|data: &[u8]| {
     // (or just after it) or in the middle, under normal or tiny
     // `--max-line-size` (chosen by the input's length, so that mutations
     // explore all of them).
-    let settings = common::settings(4 * (data.len() % 2) as u8);
+    let setup = common::setup(4 * (data.len() % 2) as u8);
     let k = match data.len() % 6 {
         0 | 1 => end,
         2 | 3 => end + 1,
         _ => data.len() / 2,
     }
     .min(data.len());
-    let (whole, counters) = common::run(settings, &[data], common::Mode::Feed);
-    common::check_output(settings, &whole, &counters);
-    common::check_split(
-        settings,
-        data,
-        &[&data[..k], &data[k..]],
-        (&whole, &counters),
-    );
+    common::check_chunking(setup, data, &[&data[..k], &data[k..]]);
 });
