@@ -43,7 +43,7 @@ use std::process::ExitCode;
 use clap::{Parser, ValueEnum};
 use e2e_aggregator::config::Precision;
 use e2e_aggregator::duration::Duration;
-use e2e_aggregator::lp::{self, parse_record, Escaped, Outcome, Value, Visitor};
+use e2e_aggregator::lp::{parse_record, Escaped, Outcome, Value, Visitor};
 
 const AFTER_HELP: &str = r#"Examples:
   # 16 partitions over 4 instances, range assignment, as the scale-out deploys it
@@ -354,9 +354,9 @@ impl Router {
             };
             let (len, found) = match parse_record(&input[pos..], true, &mut v) {
                 Outcome::Record(rec) => (rec.len.max(1), v.found),
-                Outcome::Invalid(err) => (lp::resume_after(&input[pos..], err.offset), {
-                    Classify::default()
-                }),
+                Outcome::Invalid(err) => {
+                    (resume_after(&input[pos..], err.offset), Classify::default())
+                }
                 // Not returned when at_eof is set; treat the rest as one record.
                 Outcome::NeedMore => (input.len() - pos, Classify::default()),
             };
@@ -411,6 +411,17 @@ impl Router {
             None => random.below(u64::from(self.partitions)) as u32,
         }
     }
+}
+
+/// The length of an invalid record: up to and including the first line
+/// feed at or after the byte where parsing failed, as Telegraf's parser
+/// (and e2e-aggregator) resume; or the rest of the input.
+fn resume_after(record: &[u8], offset: usize) -> usize {
+    let from = offset.min(record.len());
+    record[from..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(record.len(), |k| from + k + 1)
 }
 
 /// Reorders one instance's records as its consumers would receive them: the
