@@ -7,6 +7,16 @@
 //! compares tags, the six float fields (bit for bit) and the timestamp with
 //! what the program wrote.
 //!
+//! The same server then answers every query of the Grafana dashboard
+//! `telegraf/grafana/e2e_delays.json`, with the dashboard's variables,
+//! `$timeFilter` and `$__interval` substituted as Grafana substitutes them
+//! (multi-value and All as the regex `(a|b)`, values regex-escaped): each
+//! must return at least one series with the columns the panel expects, and
+//! the variables' `SHOW TAG VALUES` must list the recording's paths and
+//! SFRs. The program runs with `--stats-interval`, so the self-metrics
+//! panels have their line too. A second test checks that the dashboard is
+//! one Grafana imports (schema, data-source input, panel types).
+//!
 //! It needs `influxd` on PATH (Debian: `apt-get install influxdb`, 1.6.7).
 //! Without it the test fails, unless `E2E_SKIP_INFLUXDB=1` is set. The server
 //! runs from a temporary directory, listens on 127.0.0.1 only, on free ports,
@@ -89,6 +99,7 @@ fn output_round_trips_through_influxdb() {
     server.post_query(&http, &format!("CREATE DATABASE {DB}"));
     let lines = server.write_all(&http, &output);
     let stored = server.read_rows(&http);
+    let dashboard = dashboard::check_queries(&server, &http, &output, &expected);
     // Stop before comparing, so a failed assertion does not outlive the server.
     drop(server);
 
@@ -98,6 +109,13 @@ fn output_round_trips_through_influxdb() {
         stored.len()
     );
     compare(&expected, &stored);
+    eprintln!("{}", dashboard.summary);
+    assert!(
+        dashboard.problems.is_empty(),
+        "{} dashboard queries failed:\n{}",
+        dashboard.problems.len(),
+        dashboard.problems.join("\n")
+    );
 }
 
 /// Runs the binary over the recording in replay mode; returns its stdout.
@@ -105,6 +123,9 @@ fn run_program() -> Vec<u8> {
     let input = File::open(INPUT).unwrap_or_else(|e| panic!("open {INPUT}: {e}"));
     let out = Command::new(env!("CARGO_BIN_EXE_e2e-aggregator"))
         .arg("--replay")
+        // One self-metrics line (a replay writes it at the end), for the
+        // dashboard's self-metrics panels.
+        .args(["--stats-interval", "1m"])
         .stdin(input)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -359,6 +380,31 @@ impl Influxd {
                 return Err(format!("no 204 from /ping within {START_TIMEOUT:?}"));
             }
             sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs a read-only statement as Grafana's InfluxQL data source does
+    /// (GET, `epoch=ms`); returns the first result, or why it failed.
+    fn get_query(&self, http: &ureq::Agent, q: &str) -> Result<Value, String> {
+        let mut resp = http
+            .get(format!("{}/query", self.base))
+            .query("db", DB)
+            .query("q", q)
+            .query("epoch", "ms")
+            .call()
+            .map_err(|e| format!("GET /query: {e}"))?;
+        let body = resp
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| e.to_string())?;
+        if resp.status() != 200 {
+            return Err(format!("HTTP {}: {body}", resp.status()));
+        }
+        let doc: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        let result = doc["results"][0].clone();
+        match result.get("error") {
+            Some(e) => Err(format!("InfluxDB: {e}")),
+            None => Ok(result),
         }
     }
 
@@ -672,4 +718,560 @@ fn tail(s: &str, max: usize) -> &str {
         start += 1;
     }
     &s[start..]
+}
+
+/// The Grafana dashboard against the real server, and its schema.
+mod dashboard {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    use super::{Influxd, Rows};
+
+    const DASHBOARD: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/telegraf/grafana/e2e_delays.json"
+    );
+    /// What Grafana puts for `$__interval` (it derives it from the time range
+    /// and the panel width; any duration is valid).
+    const INTERVAL: &str = "10s";
+    /// The dashboard's variables, each a multi-value query variable with All.
+    const VARIABLES: [&str; 3] = ["path_ID", "source_SFR", "target_SFR"];
+    /// Panel types Grafana 10/11 ships; no `graph`, no `singlestat`.
+    const PANEL_TYPES: [&str; 4] = ["row", "timeseries", "stat", "table"];
+
+    /// The columns every query must return, by panel title and refId.
+    const EXPECTED: &[(&str, &str, &[&str])] = &[
+        (
+            "End-to-end delay per path direction (forward + reverse + service)",
+            "A",
+            &["time", "e2e_delay"],
+        ),
+        (
+            "Path $path_ID: forward + reverse + service, stacked per direction",
+            "A",
+            &["time", "forward", "reverse", "service"],
+        ),
+        (
+            "Path $path_ID: forward + reverse + service, stacked per direction",
+            "B",
+            &["time", "forward", "reverse", "service"],
+        ),
+        (
+            "Forward bandwidth per path direction",
+            "A",
+            &["time", "bandwidth"],
+        ),
+        (
+            "Request and response size by target SFR",
+            "A",
+            &["time", "request", "response"],
+        ),
+        (
+            "Latest e2e_delays row per path direction",
+            "A",
+            &[
+                "time",
+                "delay_forward",
+                "delay_reverse",
+                "delay_service",
+                "avg_request_size",
+                "avg_response_size",
+                "avg_bandwidth",
+                "endpoint",
+                "sf_instance",
+            ],
+        ),
+        ("Late points", "A", &["time", "sum"]),
+        ("Invalid lines", "A", &["time", "sum"]),
+        ("Skipped points", "A", &["time", "sum"]),
+        ("Rows unwritable", "A", &["time", "sum"]),
+        (
+            "Lines and rows by instance (totals since start)",
+            "A",
+            &["time", "lines_in", "aggregated", "rows_written", "late"],
+        ),
+    ];
+
+    /// What the queries showed: failures, and a line for the log.
+    pub struct Checked {
+        pub problems: Vec<String>,
+        pub summary: String,
+    }
+
+    fn load() -> Value {
+        let text =
+            std::fs::read_to_string(DASHBOARD).unwrap_or_else(|e| panic!("{DASHBOARD}: {e}"));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{DASHBOARD}: {e}"))
+    }
+
+    /// Every panel, rows included (a collapsed row keeps its panels inside).
+    fn panels(dash: &Value) -> Vec<&Value> {
+        let mut all = Vec::new();
+        for p in dash["panels"].as_array().expect("panels") {
+            all.push(p);
+            all.extend(p["panels"].as_array().into_iter().flatten());
+        }
+        all
+    }
+
+    /// A variable's values as Grafana interpolates a multi-value variable
+    /// into a raw InfluxQL query (`interpolateQueryExpr` of the InfluxDB data
+    /// source): a list, also All without a custom all value, becomes
+    /// `(v1|v2|...)` with each value regex-escaped; a single value (a
+    /// repeated panel's own) is escaped unless it reads as a number.
+    #[derive(Clone)]
+    enum Selected {
+        List(Vec<String>),
+        One(String),
+    }
+
+    fn interpolate(value: &Selected) -> String {
+        match value {
+            Selected::List(values) => {
+                let escaped: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
+                format!("({})", escaped.join("|"))
+            }
+            Selected::One(v) if parses_as_float(v) => v.clone(),
+            Selected::One(v) => regex_escape(v),
+        }
+    }
+
+    /// Grafana's `regexEscape`: a backslash before each of `\^$*+?.()|[]{}/`.
+    fn regex_escape(value: &str) -> String {
+        let mut out = String::with_capacity(value.len());
+        for c in value.chars() {
+            if "\\^$*+?.()|[]{}/".contains(c) {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// JavaScript's `!isNaN(parseFloat(v))`: a number at the start.
+    fn parses_as_float(v: &str) -> bool {
+        let t = v.trim_start();
+        let t = t.strip_prefix(['+', '-']).unwrap_or(t);
+        t.starts_with(|c: char| c.is_ascii_digit())
+            || (t.starts_with('.') && t[1..].starts_with(|c: char| c.is_ascii_digit()))
+            || t.starts_with("Infinity")
+    }
+
+    /// The query Grafana sends: variables, `$timeFilter` and `$__interval`
+    /// substituted.
+    fn substitute(query: &str, vars: &[(&str, Selected)], time_filter: &str) -> String {
+        let mut q = query
+            .replace("$timeFilter", time_filter)
+            .replace("$__interval", INTERVAL);
+        for (name, value) in vars {
+            q = q.replace(&format!("${{{name}}}"), &interpolate(value));
+            q = q.replace(&format!("${name}"), &interpolate(value));
+        }
+        q
+    }
+
+    /// Runs every query of the dashboard: the variables' own, then every
+    /// panel's with All selected everywhere and with a multi-value selection
+    /// of two paths and their SFRs. `output` is what was written; `rows`
+    /// the program's rows.
+    pub fn check_queries(
+        server: &Influxd,
+        http: &ureq::Agent,
+        output: &[u8],
+        rows: &Rows,
+    ) -> Checked {
+        let dash = load();
+        let mut problems = Vec::new();
+        let (from, to) = time_range(output);
+        // Grafana's InfluxDB data source: `time >= <from>ms and time <= <to>ms`.
+        let time_filter = format!("time >= {from}ms and time <= {to}ms");
+
+        // The variables list what the recording holds.
+        let tag = |i: usize| -> BTreeSet<String> {
+            rows.keys().map(|(tags, _)| tags[i].clone()).collect()
+        };
+        let want = [
+            ("path_ID", tag(1)),
+            ("source_SFR", tag(3)),
+            ("target_SFR", tag(4)),
+        ];
+        assert_eq!(want[0].1.len(), 40, "paths in the recording");
+        assert_eq!(want[1].1.len(), 20, "source SFRs in the recording");
+        let mut options: Vec<(&str, Vec<String>)> = Vec::new();
+        for var in dash["templating"]["list"]
+            .as_array()
+            .expect("templating.list")
+        {
+            let name = var["name"].as_str().expect("variable name");
+            let query = var["query"].as_str().expect("variable query");
+            let values = match server.get_query(http, query) {
+                Ok(result) => tag_values(&result, name, &mut problems),
+                Err(e) => {
+                    problems.push(format!("variable {name}: {e}\n  {query}"));
+                    continue;
+                }
+            };
+            let expected = &want
+                .iter()
+                .find(|(n, _)| *n == name)
+                .expect("known variable")
+                .1;
+            if &values.iter().cloned().collect::<BTreeSet<_>>() != expected {
+                problems.push(format!(
+                    "variable {name}: {values:?}, the recording has {expected:?}"
+                ));
+            }
+            options.push((
+                VARIABLES.iter().find(|v| **v == name).expect("known"),
+                values,
+            ));
+        }
+        if options.len() != VARIABLES.len() {
+            problems.push(format!(
+                "variables: {} of {}",
+                options.len(),
+                VARIABLES.len()
+            ));
+            return Checked {
+                problems,
+                summary: String::new(),
+            };
+        }
+
+        // Selection 1: All everywhere. Selection 2: two paths, and the SFRs
+        // at their ends, as a multi-value selection.
+        let all: Vec<(&str, Selected)> = options
+            .iter()
+            .map(|(n, v)| (*n, Selected::List(v.clone())))
+            .collect();
+        let picked = pick_two_paths(rows);
+        let mut sfrs: Vec<String> = picked
+            .iter()
+            .flat_map(|(_, a, b)| [a.clone(), b.clone()])
+            .collect();
+        sfrs.sort();
+        sfrs.dedup();
+        let paths: Vec<String> = picked.iter().map(|(p, _, _)| p.clone()).collect();
+        let multi: Vec<(&str, Selected)> = vec![
+            ("path_ID", Selected::List(paths.clone())),
+            ("source_SFR", Selected::List(sfrs.clone())),
+            ("target_SFR", Selected::List(sfrs)),
+        ];
+        let all_paths = options[0].1.clone();
+
+        let mut queries = 0;
+        let mut covered = BTreeSet::new();
+        for panel in panels(&dash) {
+            let title = panel["title"].as_str().unwrap_or_default();
+            let repeat = panel["repeat"].as_str();
+            for target in panel["targets"].as_array().into_iter().flatten() {
+                let ref_id = target["refId"].as_str().unwrap_or_default();
+                let query = target["query"].as_str().unwrap_or_default();
+                let Some(&(_, _, columns)) = EXPECTED
+                    .iter()
+                    .find(|(t, r, _)| *t == title && *r == ref_id)
+                else {
+                    problems.push(format!(
+                        "{title:?} {ref_id}: no expected columns in this test"
+                    ));
+                    continue;
+                };
+                covered.insert((title, ref_id));
+                for (selection, vars, repeated) in [
+                    ("All", &all, &all_paths[..1]),
+                    ("multi", &multi, &paths[..]),
+                ] {
+                    // A repeated panel is one panel per value, each with its
+                    // own value of the variable; check each.
+                    let instances: Vec<Vec<(&str, Selected)>> = match repeat {
+                        Some(var) => repeated
+                            .iter()
+                            .map(|value| {
+                                let mut v = vars.clone();
+                                v.retain(|(n, _)| *n != var);
+                                v.push((var, Selected::One(value.clone())));
+                                v
+                            })
+                            .collect(),
+                        None => vec![vars.clone()],
+                    };
+                    for vars in instances {
+                        let q = substitute(query, &vars, &time_filter);
+                        queries += 1;
+                        if q.contains("$timeFilter") || q.contains("$__") || has_variable(&q) {
+                            problems
+                                .push(format!("{title:?} {ref_id}: unsubstituted variable in {q}"));
+                        }
+                        match server.get_query(http, &q) {
+                            Ok(result) => check_series(
+                                &result,
+                                columns,
+                                &mut problems,
+                                &format!("{title:?} {ref_id} ({selection}): {q}"),
+                            ),
+                            Err(e) => problems
+                                .push(format!("{title:?} {ref_id} ({selection}): {e}\n  {q}")),
+                        }
+                    }
+                }
+            }
+        }
+        for (title, ref_id, _) in EXPECTED {
+            if !covered.contains(&(*title, *ref_id)) {
+                problems.push(format!(
+                    "{title:?} {ref_id}: expected by the test, not in the dashboard"
+                ));
+            }
+        }
+        Checked {
+            problems,
+            summary: format!(
+                "dashboard: {queries} panel queries and {} variable queries sent to influxd, time range {from}ms..{to}ms",
+                VARIABLES.len()
+            ),
+        }
+    }
+
+    /// Whether `$name` of a dashboard variable is left in `q`.
+    fn has_variable(q: &str) -> bool {
+        VARIABLES.iter().any(|v| q.contains(&format!("${v}")))
+    }
+
+    /// The values of a `SHOW TAG VALUES ... WITH KEY = "<name>"` answer.
+    fn tag_values(result: &Value, name: &str, problems: &mut Vec<String>) -> Vec<String> {
+        let mut values = Vec::new();
+        for series in result["series"].as_array().into_iter().flatten() {
+            if series["columns"] != serde_json::json!(["key", "value"]) {
+                problems.push(format!("variable {name}: columns {}", series["columns"]));
+            }
+            for row in series["values"].as_array().into_iter().flatten() {
+                if row[0] != name {
+                    problems.push(format!("variable {name}: key {}", row[0]));
+                }
+                values.push(row[1].as_str().unwrap_or_default().to_owned());
+            }
+        }
+        values
+    }
+
+    /// At least one series, each with exactly `columns` and some values.
+    fn check_series(result: &Value, columns: &[&str], problems: &mut Vec<String>, what: &str) {
+        let series = result["series"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if series.is_empty() {
+            problems.push(format!("{what}: no series"));
+        }
+        // One problem per query, not one per series.
+        if let Some(s) = series
+            .iter()
+            .find(|s| s["columns"] != serde_json::json!(columns))
+        {
+            problems.push(format!(
+                "{what}: columns {}, expected {columns:?}",
+                s["columns"]
+            ));
+        }
+        if series
+            .iter()
+            .any(|s| s["values"].as_array().map_or(true, Vec::is_empty))
+        {
+            problems.push(format!("{what}: a series without values"));
+        }
+    }
+
+    /// Two paths that have rows in both directions: `(path, source, target)`.
+    fn pick_two_paths(rows: &Rows) -> Vec<(String, String, String)> {
+        let directions: BTreeSet<(String, String, String)> = rows
+            .keys()
+            .map(|(t, _)| (t[1].clone(), t[3].clone(), t[4].clone()))
+            .collect();
+        let both: Vec<(String, String, String)> = directions
+            .iter()
+            .filter(|(p, a, b)| a < b && directions.contains(&(p.clone(), b.clone(), a.clone())))
+            .cloned()
+            .collect();
+        assert!(
+            both.len() >= 2,
+            "fewer than two paths with rows in both directions"
+        );
+        vec![both[0].clone(), both[both.len() - 1].clone()]
+    }
+
+    /// The span of the output's timestamps, in ms, widened to whole ms.
+    fn time_range(output: &[u8]) -> (i64, i64) {
+        let text = std::str::from_utf8(output).expect("UTF-8");
+        let stamps = text.lines().filter_map(|l| {
+            l.rsplit_once(' ')
+                .and_then(|(_, ts)| ts.parse::<i64>().ok())
+        });
+        let (lo, hi) = stamps.fold((i64::MAX, i64::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        assert!(lo <= hi, "no timestamps in the output");
+        (lo.div_euclid(1_000_000), hi.div_euclid(1_000_000) + 1)
+    }
+
+    /// Every `"datasource"` value in the dashboard.
+    fn datasources<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+        match v {
+            Value::Object(map) => {
+                for (k, child) in map {
+                    if k == "datasource" {
+                        out.push(child);
+                    } else {
+                        datasources(child, out);
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|c| datasources(c, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn dashboard_is_importable() {
+        let dash = load();
+        let mut problems = Vec::new();
+        let mut fail = |m: String| problems.push(m);
+
+        // A current schema: Grafana 10.x/11.x export 38-41 and migrate older.
+        let version = dash["schemaVersion"].as_i64().unwrap_or(0);
+        if !(36..=41).contains(&version) {
+            fail(format!("schemaVersion {version}"));
+        }
+        for key in ["title", "uid"] {
+            if dash[key].as_str().map_or(true, str::is_empty) {
+                fail(format!("no {key}"));
+            }
+        }
+        if !dash["id"].is_null() {
+            fail("id must be null in an exported dashboard".into());
+        }
+        // Importable: one data-source input, and every reference goes through it.
+        let inputs = dash["__inputs"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let input_ok = inputs.len() == 1
+            && inputs[0]["name"] == "DS_INFLUXDB"
+            && inputs[0]["type"] == "datasource"
+            && inputs[0]["pluginId"] == "influxdb";
+        if !input_ok {
+            fail(format!("__inputs: {inputs:?}"));
+        }
+        let datasource = serde_json::json!({"type": "influxdb", "uid": "${DS_INFLUXDB}"});
+        // No hard-coded data source anywhere (the built-in annotation aside).
+        let builtin = serde_json::json!({"type": "grafana", "uid": "-- Grafana --"});
+        let mut sources = Vec::new();
+        datasources(&dash, &mut sources);
+        for ds in sources {
+            if *ds != datasource && *ds != builtin {
+                fail(format!("data source {ds}"));
+            }
+        }
+
+        let mut ids = BTreeSet::new();
+        for panel in panels(&dash) {
+            let title = panel["title"].as_str().unwrap_or_default().to_owned();
+            let kind = panel["type"].as_str().unwrap_or_default();
+            if !PANEL_TYPES.contains(&kind) {
+                fail(format!("{title:?}: panel type {kind:?}"));
+            }
+            match panel["id"].as_i64() {
+                Some(id) if ids.insert(id) => {}
+                other => fail(format!("{title:?}: id {other:?} missing or not unique")),
+            }
+            let grid = &panel["gridPos"];
+            let fits = ["h", "w", "x", "y"]
+                .iter()
+                .all(|k| grid[k].as_i64().is_some())
+                && grid["x"].as_i64().unwrap_or(0) + grid["w"].as_i64().unwrap_or(99) <= 24;
+            if !fits {
+                fail(format!("{title:?}: gridPos {grid}"));
+            }
+            if kind == "row" {
+                if panel.get("targets").is_some() {
+                    fail(format!("{title:?}: a row with queries"));
+                }
+                continue;
+            }
+            if panel["datasource"] != datasource {
+                fail(format!("{title:?}: datasource {}", panel["datasource"]));
+            }
+            let targets = panel["targets"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            if targets.is_empty() {
+                fail(format!("{title:?}: no queries"));
+            }
+            let mut refs = BTreeSet::new();
+            for t in targets {
+                let ref_id = t["refId"].as_str().unwrap_or_default();
+                if ref_id.is_empty() || !refs.insert(ref_id) {
+                    fail(format!("{title:?}: refId {ref_id:?} empty or repeated"));
+                }
+                if t["rawQuery"] != true || t["query"].as_str().map_or(true, str::is_empty) {
+                    fail(format!("{title:?} {ref_id}: not a raw InfluxQL query"));
+                }
+                if !matches!(t["resultFormat"].as_str(), Some("time_series" | "table")) {
+                    fail(format!(
+                        "{title:?} {ref_id}: resultFormat {}",
+                        t["resultFormat"]
+                    ));
+                }
+                if t["datasource"] != datasource {
+                    fail(format!(
+                        "{title:?} {ref_id}: datasource {}",
+                        t["datasource"]
+                    ));
+                }
+                let q = t["query"].as_str().unwrap_or_default();
+                if q.contains("e2e_delays") && !q.contains("$timeFilter") {
+                    fail(format!("{title:?} {ref_id}: no $timeFilter"));
+                }
+            }
+            if let Some(var) = panel["repeat"].as_str() {
+                if !VARIABLES.contains(&var) {
+                    fail(format!("{title:?}: repeats over unknown variable {var}"));
+                }
+            }
+        }
+
+        let vars = dash["templating"]["list"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let names: Vec<&str> = vars.iter().filter_map(|v| v["name"].as_str()).collect();
+        if names != VARIABLES {
+            fail(format!("variables {names:?}"));
+        }
+        for v in vars {
+            let name = v["name"].as_str().unwrap_or_default();
+            let query = format!("SHOW TAG VALUES FROM \"e2e_delays\" WITH KEY = \"{name}\"");
+            let ok = v["type"] == "query"
+                && v["datasource"] == datasource
+                && v["query"] == query.as_str()
+                && v["includeAll"] == true
+                && v["multi"] == true
+                // A custom all value would bypass the regex of every value.
+                && v["allValue"].is_null();
+            if !ok {
+                fail(format!("variable {name}: {v}"));
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn interpolation_matches_grafana() {
+        assert_eq!(
+            interpolate(&Selected::List(vec!["a.b".into(), "c/d".into()])),
+            r"(a\.b|c\/d)"
+        );
+        assert_eq!(interpolate(&Selected::List(vec!["p-1".into()])), "(p-1)");
+        assert_eq!(interpolate(&Selected::One("sfr (1)".into())), r"sfr \(1\)");
+        assert_eq!(interpolate(&Selected::One("12.5x".into())), "12.5x");
+    }
 }
