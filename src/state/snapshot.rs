@@ -261,14 +261,30 @@ fn mean_v1(m: &Mean) -> MeanV1 {
     }
 }
 
+/// The largest count a file may hold: far more values than one series
+/// gets in one window, and small enough that the values added after a
+/// restore cannot overflow the 128-bit integer sum.
+const MAX_COUNT: u64 = 1 << 62;
+
 fn mean(m: &MeanV1) -> Result<Mean, String> {
     let count = u64::try_from(m.count).map_err(|_| format!("negative count {}", m.count))?;
+    if count > MAX_COUNT {
+        return Err(format!("count {count} out of range"));
+    }
     let ints: i128 = m
         .ints
         .parse()
         .map_err(|_| format!("bad integer sum {:?}", m.ints))?;
     if count == 0 && (ints != 0 || m.floats.0.to_bits() != 0) {
         return Err("a count of 0 with a sum".into());
+    }
+    // What `count` i64 and u64 values can sum to (no overflow: count < 2^63).
+    let (least, most) = (i128::from(i64::MIN), i128::from(u64::MAX));
+    let count_wide = i128::from(count);
+    if !(count_wide * least..=count_wide * most).contains(&ints) {
+        return Err(format!(
+            "integer sum {ints} out of range for a count of {count}"
+        ));
     }
     Ok(Mean {
         count,
@@ -573,7 +589,53 @@ mod tests {
             mean(&m(0, "0", -0.0)),
             Err("a count of 0 with a sum".into())
         );
-        let big = i128::MAX.to_string();
-        assert_eq!(mean(&m(2, &big, 1.5)).unwrap().ints, i128::MAX);
+        let big = (2 * i128::from(u64::MAX)).to_string();
+        assert_eq!(
+            mean(&m(2, &big, 1.5)).unwrap().ints,
+            2 * i128::from(u64::MAX)
+        );
+        assert_eq!(
+            mean(&m(3, &i128::MIN.to_string(), 0.0)).unwrap_err(),
+            format!("integer sum {} out of range for a count of 3", i128::MIN)
+        );
+    }
+
+    /// An integer sum near `i128::MAX` used to pass the checks, and the
+    /// next value added to the series overflowed it: a panic with overflow
+    /// checks on (the `state` fuzz target, on a hand-made input), a wrapped
+    /// sum without. Now a sum must be one `count` values can reach, and
+    /// `count` leaves room for more values.
+    #[test]
+    fn a_sum_no_count_of_values_can_reach_is_refused() {
+        let m = |count, ints: String| MeanV1 {
+            count,
+            ints,
+            floats: F64(0.0),
+        };
+        assert_eq!(
+            mean(&m(1, i128::MAX.to_string())).unwrap_err(),
+            format!("integer sum {} out of range for a count of 1", i128::MAX)
+        );
+        assert_eq!(
+            mean(&m(1, (i128::from(u64::MAX) + 1).to_string())).unwrap_err(),
+            "integer sum 18446744073709551616 out of range for a count of 1"
+        );
+        assert_eq!(
+            mean(&m(i64::MAX, "0".into())).unwrap_err(),
+            "count 9223372036854775807 out of range"
+        );
+        let mut most = mean(&m(
+            1 << 62,
+            ((1i128 << 62) * i128::from(u64::MAX)).to_string(),
+        ))
+        .unwrap();
+        for _ in 0..1000 {
+            most.add(crate::lp::Number::Unsigned(u64::MAX));
+        }
+        assert_eq!(most.count, (1 << 62) + 1000);
+        assert_eq!(
+            mean(&m(1, i64::MIN.to_string())).unwrap().ints,
+            i128::from(i64::MIN)
+        );
     }
 }

@@ -1,0 +1,1134 @@
+//! `--state-file PATH` and its neighbours, as SPEC.md's "State across
+//! restarts" says, through the binary (every case in a tempdir of its own,
+//! stdin a small regular file unless the case needs a live process):
+//!
+//! - a file that cannot be used (truncated, corrupt, empty, another format
+//!   version, other options, inconsistent, an unknown field) is moved to
+//!   `PATH.bad` with the original bytes and one `W!` line, and the run goes
+//!   on from empty: same output, same saved state as a run without a file;
+//! - a file that cannot be read, a directory that cannot be written and a
+//!   lock held by another process refuse the start (status 2, one `E!`);
+//! - leftover temporary files are removed, `PATH.closed` drops the windows
+//!   already written;
+//! - a failed save (a path whose parent became a file, a full disk) is an
+//!   `E!` line; processing goes on; at stop it makes the status 1 and the
+//!   old file stays.
+//!
+//! Then, on the library: arbitrary bytes and mutated saved states through
+//! `snapshot::decode` + `snapshot::restore` never panic, and a saved state
+//! restored and saved again is the same bytes (see also the `state` fuzz
+//! target in `fuzz/`).
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+use serde_json::{json, Value};
+
+use e2e_aggregator::config::Options;
+use e2e_aggregator::input::End;
+use e2e_aggregator::join::Join;
+use e2e_aggregator::pipeline::Pipeline;
+use e2e_aggregator::settings::Settings;
+use e2e_aggregator::state::snapshot;
+
+const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
+
+/// How long a live test waits for anything before it fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A small recording (default `--period 5s --grace 15s`). The point at 21 s
+/// closes the window at 0 s (one row: a→b, its reverse and service in the
+/// same window); the windows at 15 s and 20 s stay open, with a→b only.
+/// Saved: 2 windows, 3 cache entries (a→b, b→a, service b).
+const INPUT: &str = "\
+cpu,host=h usage=1 1700000000000000000
+network_delays,path=p1,source=a,target=b latency=10,bandwidth=100 1700000000000000000
+network_delays,path=p1,source=b,target=a latency=20,bandwidth=200 1700000001000000000
+service_delays,sfr=b,endpoint=e1,sf_instance=i1 response_time=5,request_size=1,response_size=2 1700000002000000000
+network_delays,path=p1,source=a,target=b latency=30,bandwidth=300 1700000016000000000
+network_delays,path=p1,source=a,target=b latency=40,bandwidth=400 1700000021000000000
+";
+
+/// The row of the window at 0 s, written after the last line of [`INPUT`].
+const ROW_0: &str = "e2e_delays,endpoint=e1,path_ID=p1,sf_instance=i1,source_SFR=a,target_SFR=b \
+delay_forward=10.0,delay_reverse=20.0,delay_service=5.0,avg_request_size=1.0,\
+avg_response_size=2.0,avg_bandwidth=100.0 1700000000000000000\n";
+
+/// The rows `flush` writes after [`INPUT`]: the windows at 15 s and 20 s,
+/// reverse and service from the caches.
+const ROW_15: &str = "e2e_delays,endpoint=e1,path_ID=p1,sf_instance=i1,source_SFR=a,target_SFR=b \
+delay_forward=30.0,delay_reverse=20.0,delay_service=5.0,avg_request_size=1.0,\
+avg_response_size=2.0,avg_bandwidth=300.0 1700000015000000000\n";
+const ROW_20: &str = "e2e_delays,endpoint=e1,path_ID=p1,sf_instance=i1,source_SFR=a,target_SFR=b \
+delay_forward=40.0,delay_reverse=20.0,delay_service=5.0,avg_request_size=1.0,\
+avg_response_size=2.0,avg_bandwidth=400.0 1700000020000000000\n";
+
+/// What a restore of the state [`INPUT`] leaves says.
+const RESTORED: &str = "restored 2 windows, 3 cache entries, max_ts 1700000021000000000";
+
+// ---------------------------------------------------------------------------
+// Running the binary
+
+/// How a run ended.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    /// Asserts that stderr has exactly this line.
+    fn has_line(&self, line: &str) {
+        assert!(
+            self.stderr.lines().any(|l| l == line),
+            "no line {line:?} on stderr:\n{}",
+            self.stderr
+        );
+    }
+
+    fn has_no_line_starting(&self, prefix: &str) {
+        assert!(
+            !self.stderr.lines().any(|l| l.starts_with(prefix)),
+            "a line starting {prefix:?} on stderr:\n{}",
+            self.stderr
+        );
+    }
+
+    fn exits(&self, code: i32) {
+        assert_eq!(self.code, Some(code), "stderr:\n{}", self.stderr);
+    }
+}
+
+/// A state file in a tempdir of its own.
+struct Case {
+    dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl Case {
+    fn new() -> Case {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        Case { dir, path }
+    }
+
+    /// PATH as messages print it.
+    fn p(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    /// `PATH` + `suffix`.
+    fn with(&self, suffix: &str) -> PathBuf {
+        PathBuf::from(format!("{}{suffix}", self.p()))
+    }
+
+    /// `e2e-aggregator --state-file PATH ARGS < input` (a regular file, so
+    /// a replay).
+    fn run(&self, args: &[&str], input: &str) -> Run {
+        run_with(&self.path, self.dir.path(), args, input)
+    }
+
+    /// `e2e-aggregator flush --state-file PATH ARGS`.
+    fn flush(&self, args: &[&str]) -> Run {
+        let mut all = vec!["flush"];
+        all.extend_from_slice(args);
+        self.run(&all, "")
+    }
+
+    fn state(&self) -> Vec<u8> {
+        fs::read(&self.path).unwrap()
+    }
+}
+
+fn run_with(path: &Path, scratch: &Path, args: &[&str], input: &str) -> Run {
+    let stdin = scratch.join("stdin.lp");
+    fs::write(&stdin, input).unwrap();
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--state-file")
+        .arg(path)
+        .stdin(File::open(&stdin).unwrap())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// The state a run over [`INPUT`] with `args` saves.
+fn saved(args: &[&str]) -> Vec<u8> {
+    let case = Case::new();
+    case.run(args, INPUT).exits(0);
+    case.state()
+}
+
+/// The state a run over [`INPUT`] with the default options saves.
+fn saved_default() -> &'static [u8] {
+    static SAVED: OnceLock<Vec<u8>> = OnceLock::new();
+    SAVED.get_or_init(|| saved(&[]))
+}
+
+/// The saved default state as JSON, for editing.
+fn saved_json() -> Value {
+    serde_json::from_slice(saved_default()).unwrap()
+}
+
+/// The default settings, for the library.
+fn settings() -> Arc<Settings> {
+    Arc::new(Settings::new(&Options::load(["e2e-aggregator"]).unwrap()))
+}
+
+/// Why the library refuses `bytes` under the default options.
+fn refusal(bytes: &[u8]) -> String {
+    match snapshot::decode(bytes).and_then(|s| snapshot::restore(s, &settings(), None)) {
+        Ok(_) => panic!("accepted: {}", bytes.escape_ascii()),
+        Err(reason) => reason,
+    }
+}
+
+/// Puts `bytes` at PATH, runs over [`INPUT`] and checks that the file was
+/// moved to `PATH.bad` for `reason` and the run started empty: the output
+/// and the state saved are those of a run without a file.
+fn moved_to_bad(bytes: &[u8], reason: &str) {
+    let case = Case::new();
+    fs::write(&case.path, bytes).unwrap();
+    let run = case.run(&[], INPUT);
+    run.exits(0);
+    let p = case.p();
+    run.has_line(&format!(
+        "W! state file {p}: {reason}; moved to {p}.bad, starting empty"
+    ));
+    run.has_no_line_starting(&format!("I! state file {p}: restored"));
+    assert_eq!(fs::read(case.with(".bad")).unwrap(), bytes, "PATH.bad");
+    assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
+    assert!(
+        case.state() == saved_default(),
+        "PATH after the run: {}",
+        String::from_utf8_lossy(&case.state())
+    );
+}
+
+/// [`moved_to_bad`] for a JSON document.
+fn json_moved_to_bad(doc: &Value, reason: &str) {
+    let bytes = serde_json::to_vec(doc).unwrap();
+    assert_eq!(refusal(&bytes), reason);
+    moved_to_bad(&bytes, reason);
+}
+
+/// The saved default state with one edit.
+fn edited(edit: impl FnOnce(&mut Value)) -> Value {
+    let mut doc = saved_json();
+    edit(&mut doc);
+    doc
+}
+
+// ---------------------------------------------------------------------------
+// Restores that work
+
+#[test]
+fn no_file_starts_empty_and_saves_at_stop() {
+    let case = Case::new();
+    let run = case.run(&[], INPUT);
+    run.exits(0);
+    run.has_line(&format!("I! state file {}: none, starting empty", case.p()));
+    // The open windows are saved, not closed: only the row of the window
+    // at 0 s is written.
+    assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
+    assert!(case.state() == saved_default());
+    assert_eq!(
+        fs::read_to_string(case.with(".closed")).unwrap(),
+        "1700000005000000000\n"
+    );
+    assert!(!case.with(".bad").exists());
+    assert!(!case.with(".tmp").exists());
+}
+
+#[test]
+fn a_valid_file_is_restored_and_saved_again_unchanged() {
+    let case = Case::new();
+    case.run(&[], INPUT).exits(0);
+    let before = case.state();
+
+    let run = case.run(&[], "");
+    run.exits(0);
+    run.has_line(&format!("I! state file {}: {RESTORED}", case.p()));
+    assert_eq!(run.stdout, "");
+    assert!(
+        case.state() == before,
+        "save -> restore -> save changed the file"
+    );
+
+    let run = case.flush(&[]);
+    run.exits(0);
+    run.has_line(&format!("I! state file {}: {RESTORED}", case.p()));
+    assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
+
+    // Flushed: no window left, caches and max_ts kept.
+    let run = case.run(&[], "");
+    run.exits(0);
+    run.has_line(&format!(
+        "I! state file {}: restored 0 windows, 3 cache entries, max_ts 1700000021000000000",
+        case.p()
+    ));
+}
+
+#[test]
+fn leftover_temporary_files_are_removed_at_start() {
+    let case = Case::new();
+    case.run(&[], INPUT).exits(0);
+    fs::write(case.with(".tmp"), "half a save").unwrap();
+    fs::write(case.with(".closed.tmp"), "17").unwrap();
+
+    let run = case.run(&[], "");
+    run.exits(0);
+    let p = case.p();
+    run.has_line(&format!("I! state file {p}: removed leftover {p}.tmp"));
+    run.has_line(&format!(
+        "I! state file {p}: removed leftover {p}.closed.tmp"
+    ));
+    run.has_line(&format!("I! state file {p}: {RESTORED}"));
+    assert!(!case.with(".tmp").exists());
+    assert!(!case.with(".closed.tmp").exists());
+}
+
+#[test]
+fn windows_at_or_before_the_closed_frontier_are_dropped() {
+    let case = Case::new();
+    case.run(&[], INPUT).exits(0);
+    // As if the window at 15 s had closed (and its row been written) after
+    // the last save, and then the process had been killed.
+    fs::write(case.with(".closed"), "1700000020000000000\n").unwrap();
+
+    let run = case.flush(&[]);
+    run.exits(0);
+    let p = case.p();
+    run.has_line(&format!(
+        "I! state file {p}: restored 1 windows, 3 cache entries, max_ts 1700000021000000000 \
+         (1 windows already written, per {p}.closed, dropped)"
+    ));
+    assert_eq!(run.stdout, ROW_20);
+}
+
+#[test]
+fn a_closed_frontier_that_is_not_a_timestamp_is_ignored() {
+    let case = Case::new();
+    case.run(&[], INPUT).exits(0);
+    fs::write(case.with(".closed"), "yesterday\n").unwrap();
+
+    let run = case.flush(&[]);
+    run.exits(0);
+    let p = case.p();
+    run.has_line(&format!(
+        "W! state file {p}: {p}.closed is not a timestamp; ignored"
+    ));
+    run.has_line(&format!("I! state file {p}: {RESTORED}"));
+    assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
+}
+
+// ---------------------------------------------------------------------------
+// Files that cannot be used: moved to PATH.bad
+
+#[test]
+fn a_truncated_file_is_moved_to_bad() {
+    let whole = saved_default();
+    let half = &whole[..whole.len() / 2];
+    let reason = refusal(half);
+    assert!(
+        reason.starts_with("cannot be parsed: EOF while parsing")
+            && reason.ends_with(&format!(" at line 1 column {}", half.len())),
+        "{reason}"
+    );
+    moved_to_bad(half, &reason);
+}
+
+#[test]
+fn garbage_is_moved_to_bad() {
+    moved_to_bad(
+        b"\xff\xfe\x00\x80 not json",
+        "cannot be parsed: expected value at line 1 column 1",
+    );
+}
+
+#[test]
+fn invalid_utf8_in_a_string_is_moved_to_bad() {
+    let mut bytes = saved_default().to_vec();
+    let at = bytes.windows(4).position(|w| w == b"\"p1\"").unwrap() + 1;
+    bytes[at] = 0xff;
+    let reason = refusal(&bytes);
+    assert_eq!(
+        reason,
+        format!(
+            "cannot be parsed: invalid unicode code point at line 1 column {}",
+            at + 1
+        )
+    );
+    moved_to_bad(&bytes, &reason);
+}
+
+#[test]
+fn an_empty_file_is_moved_to_bad() {
+    moved_to_bad(
+        b"",
+        "cannot be parsed: EOF while parsing a value at line 1 column 0",
+    );
+}
+
+#[test]
+fn an_unknown_format_version_is_moved_to_bad() {
+    let doc = edited(|d| d["format"] = json!(2));
+    json_moved_to_bad(&doc, "unknown format version 2 (this program reads 1)");
+    moved_to_bad(
+        br#"{"format":0}"#,
+        "unknown format version 0 (this program reads 1)",
+    );
+}
+
+#[test]
+fn a_file_of_another_period_precision_or_measurement_is_moved_to_bad() {
+    for (args, reason) in [
+        (
+            &["--period", "10s"][..],
+            "written with --period (ns) 10000000000, not 5000000000",
+        ),
+        (
+            &["--precision", "ms"],
+            "written with --precision ms, not ns",
+        ),
+        (
+            &["--network-measurement", "net"],
+            "written with --network-measurement net, not network_delays",
+        ),
+        (
+            &["--service-measurement", "svc"],
+            "written with --service-measurement svc, not service_delays",
+        ),
+    ] {
+        let bytes = saved(args);
+        assert_eq!(refusal(&bytes), reason);
+        moved_to_bad(&bytes, reason);
+    }
+}
+
+#[test]
+fn an_inconsistent_file_is_moved_to_bad() {
+    let first_latency = |d: &mut Value| d["windows"][0]["network"][0]["latency"].take();
+    let cases: Vec<(Value, String)> = vec![
+        (
+            edited(|d| d["windows"][0]["start"] = json!(1_700_000_015_000_000_001i64)),
+            "window 1700000015000000001 is not aligned to the period".into(),
+        ),
+        (
+            edited(|d| d["windows"][0]["start"] = json!(i64::MAX - 1)),
+            format!("window {} is not aligned to the period", i64::MAX - 1),
+        ),
+        (
+            edited(|d| d["closed_until"] = json!(1_700_000_020_000_000_000i64)),
+            "window 1700000015000000000 ends at or before closed_until 1700000020000000000".into(),
+        ),
+        (
+            edited(|d| {
+                let mut m = first_latency(d);
+                m["count"] = json!(0);
+                d["windows"][0]["network"][0]["latency"] = m;
+            }),
+            "a count of 0 with a sum".into(),
+        ),
+        (
+            edited(|d| d["windows"][0]["network"][0]["latency"]["count"] = json!(-1)),
+            "negative count -1".into(),
+        ),
+        (
+            edited(|d| d["windows"][0]["network"][0]["latency"]["ints"] = json!("12x")),
+            r#"bad integer sum "12x""#.into(),
+        ),
+        (
+            edited(|d| {
+                d["windows"][0]["network"][0]["latency"]["ints"] = json!(i128::MAX.to_string())
+            }),
+            format!("integer sum {} out of range for a count of 1", i128::MAX),
+        ),
+        (
+            edited(|d| {
+                let series = d["windows"][0]["network"][0].clone();
+                d["windows"][0]["network"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(series);
+            }),
+            "a network series twice in window 1700000015000000000".into(),
+        ),
+        (
+            edited(|d| {
+                let window = d["windows"][0].clone();
+                d["windows"].as_array_mut().unwrap().push(window);
+            }),
+            "window 1700000015000000000 twice".into(),
+        ),
+        (
+            edited(|d| {
+                let entry = d["network_cache"][1].clone();
+                d["network_cache"].as_array_mut().unwrap().push(entry);
+            }),
+            "a network series twice in the cache".into(),
+        ),
+        (
+            edited(|d| {
+                let entry = d["service_cache"][0].clone();
+                d["service_cache"].as_array_mut().unwrap().push(entry);
+            }),
+            "an SFR twice in the service cache".into(),
+        ),
+        (
+            edited(|d| d["network_cache"][0]["updated_end"] = json!(1_700_000_005_000_000_001i64)),
+            "cache entry updated at 1700000005000000001 is not aligned to the period".into(),
+        ),
+        (
+            edited(|d| d["windows"][0]["network"][0]["path"] = json!({"hex": "zz"})),
+            r#"bad hex tag value "zz""#.into(),
+        ),
+        (
+            edited(|d| d["service_cache"][0]["endpoint"] = json!({"hex": "abc"})),
+            r#"bad hex tag value "abc""#.into(),
+        ),
+    ];
+    for (doc, reason) in cases {
+        json_moved_to_bad(&doc, &reason);
+    }
+}
+
+#[test]
+fn an_unknown_field_is_moved_to_bad() {
+    let whole = std::str::from_utf8(saved_default()).unwrap();
+    let extra = whole.replacen('{', r#"{"extra":1,"#, 1);
+    moved_to_bad(
+        extra.as_bytes(),
+        "cannot be parsed: unknown field `extra`, expected one of `format`, `options`, \
+         `closed_until`, `max_ts`, `windows`, `network_cache`, `service_cache` \
+         at line 1 column 8",
+    );
+
+    let doc = edited(|d| d["windows"][0]["network"][0]["latency"]["sum"] = json!("1"));
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    let reason = refusal(&bytes);
+    assert!(
+        reason.starts_with(
+            "cannot be parsed: unknown field `sum`, expected one of `count`, `ints`, `floats`"
+        ),
+        "{reason}"
+    );
+    moved_to_bad(&bytes, &reason);
+}
+
+#[test]
+fn a_float_in_another_spelling_is_moved_to_bad() {
+    let doc = edited(|d| d["windows"][0]["network"][0]["latency"]["floats"] = json!("infinity"));
+    let bytes = serde_json::to_vec(&doc).unwrap();
+    let reason = refusal(&bytes);
+    assert!(
+        reason.starts_with(r#"cannot be parsed: bad float "infinity""#),
+        "{reason}"
+    );
+    moved_to_bad(&bytes, &reason);
+}
+
+#[test]
+fn an_older_bad_file_is_replaced() {
+    let case = Case::new();
+    fs::write(case.with(".bad"), "an older bad file").unwrap();
+    fs::write(&case.path, "{").unwrap();
+    let run = case.run(&[], INPUT);
+    run.exits(0);
+    let p = case.p();
+    run.has_line(&format!(
+        "W! state file {p}: cannot be parsed: EOF while parsing an object at line 1 column 1; \
+         moved to {p}.bad, starting empty"
+    ));
+    assert_eq!(fs::read_to_string(case.with(".bad")).unwrap(), "{");
+}
+
+// ---------------------------------------------------------------------------
+// Refusals at start: status 2
+
+#[test]
+fn a_state_file_that_cannot_be_read_refuses_the_start() {
+    let case = Case::new();
+    fs::create_dir(&case.path).unwrap();
+    for run in [case.run(&[], INPUT), case.flush(&[])] {
+        run.exits(2);
+        run.has_line(&format!(
+            "E! state file {}: cannot be read: Is a directory (os error 21)",
+            case.p()
+        ));
+        assert_eq!(run.stdout, "");
+    }
+    assert!(case.path.is_dir());
+    assert!(!case.with(".bad").exists());
+}
+
+#[test]
+fn a_state_file_in_a_directory_that_is_a_file_refuses_the_start() {
+    let case = Case::new();
+    let not_a_dir = case.dir.path().join("file");
+    fs::write(&not_a_dir, "").unwrap();
+    let path = not_a_dir.join("state.json");
+    let run = run_with(&path, case.dir.path(), &[], INPUT);
+    run.exits(2);
+    run.has_line(&format!(
+        "E! state file {}: directory {} is not writable: Not a directory (os error 20)",
+        path.display(),
+        not_a_dir.display()
+    ));
+    assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn a_second_process_on_one_state_file_is_refused() {
+    let case = Case::new();
+    let p = case.p();
+    let mut first = Live::start(&case.path, &[]);
+    first.wait_line(&format!("I! state file {p}: none, starting empty"));
+    first.write(INPUT);
+    first.wait_stdout(&format!("{INPUT}{ROW_0}"));
+
+    let refused = format!("E! state file {p}: in use by another process (lock {p}.lock held)");
+    for second in [case.run(&[], INPUT), case.flush(&[])] {
+        second.exits(2);
+        second.has_line(&refused);
+        assert_eq!(second.stdout, "");
+    }
+
+    let first = first.finish();
+    first.exits(0);
+    assert!(case.state() == saved_default());
+
+    let third = case.run(&[], "");
+    third.exits(0);
+    third.has_line(&format!("I! state file {p}: {RESTORED}"));
+}
+
+// ---------------------------------------------------------------------------
+// Failed saves
+
+/// A live process (stdin, stdout and stderr pipes) on the state file at
+/// `path`, read by two threads. `--idle 1h`: no window closes by wall time.
+struct Live {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::Receiver<Vec<u8>>,
+    stderr: mpsc::Receiver<String>,
+    out: Vec<u8>,
+    lines: Vec<String>,
+}
+
+impl Live {
+    fn start(path: &Path, args: &[&str]) -> Live {
+        let mut child = Command::new(BIN)
+            .args(["--idle", "1h"])
+            .args(args)
+            .arg("--state-file")
+            .arg(path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let (out_tx, out_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0; 4096];
+            while let Ok(n @ 1..) = stdout.read(&mut buf) {
+                let _ = out_tx.send(buf[..n].to_vec());
+            }
+        });
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                let _ = err_tx.send(line);
+            }
+        });
+        Live {
+            stdin: child.stdin.take(),
+            child,
+            stdout: out_rx,
+            stderr: err_rx,
+            out: Vec::new(),
+            lines: Vec::new(),
+        }
+    }
+
+    fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn drain(&mut self, wait: Duration) {
+        if let Ok(chunk) = self.stdout.recv_timeout(wait) {
+            self.out.extend(chunk);
+        }
+        self.out.extend(self.stdout.try_iter().flatten());
+        self.lines.extend(self.stderr.try_iter());
+    }
+
+    /// Waits until stdout has been exactly `expected` so far.
+    fn wait_stdout(&mut self, expected: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while self.out.len() < expected.len() && Instant::now() < deadline {
+            self.drain(Duration::from_millis(20));
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&self.out),
+            expected,
+            "stderr: {:#?}",
+            self.lines
+        );
+    }
+
+    /// Waits until stderr has had this line.
+    fn wait_line(&mut self, line: &str) {
+        let deadline = Instant::now() + PATIENCE;
+        while !self.lines.iter().any(|l| l == line) {
+            assert!(
+                Instant::now() < deadline,
+                "no line {line:?} on stderr: {:#?}",
+                self.lines
+            );
+            self.drain(Duration::from_millis(20));
+        }
+    }
+
+    /// Closes stdin and waits for the exit and the end of both pipes.
+    fn finish(mut self) -> Run {
+        self.stdin = None;
+        let deadline = Instant::now() + PATIENCE;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the process did not stop");
+            self.drain(Duration::from_millis(20));
+        };
+        // Both threads end at end of pipe: collect everything.
+        self.out.extend(self.stdout.iter().flatten());
+        self.lines.extend(self.stderr.iter());
+        Run {
+            code: status.code(),
+            stdout: String::from_utf8(std::mem::take(&mut self.out)).unwrap(),
+            stderr: self.lines.iter().map(|l| format!("{l}\n")).collect(),
+        }
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        // Only reached with the child still running when a test failed.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Replaces the directory `dir` by a regular file (its contents kept at
+/// `dir` + `.away`), so that nothing can be created under `dir`. As root
+/// too: permissions would not stop root.
+fn break_dir(dir: &Path) -> PathBuf {
+    let away = PathBuf::from(format!("{}.away", dir.display()));
+    fs::rename(dir, &away).unwrap();
+    fs::write(dir, "not a directory any more").unwrap();
+    away
+}
+
+fn mend_dir(dir: &Path, away: &Path) {
+    fs::remove_file(dir).unwrap();
+    fs::rename(away, dir).unwrap();
+}
+
+#[test]
+fn a_failed_save_at_stop_exits_1_after_writing_everything() {
+    let case = Case::new();
+    let dir = case.dir.path().join("sub");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("state.json");
+    let mut live = Live::start(&path, &[]);
+    live.write(INPUT);
+    live.wait_stdout(&format!("{INPUT}{ROW_0}"));
+
+    let away = break_dir(&dir);
+    let run = live.finish();
+    run.exits(1);
+    run.has_line(&format!(
+        "E! state file {}: save failed: Not a directory (os error 20)",
+        path.display()
+    ));
+    assert!(
+        run.stderr
+            .contains("I! stopped (end of input): lines in 6, passed through 6, aggregated 5,"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
+    // No save ever succeeded: only the closed frontier was written.
+    assert!(!away.join("state.json").exists());
+    assert!(away.join("state.json.closed").exists());
+}
+
+#[test]
+fn a_failed_periodic_save_is_logged_and_processing_goes_on() {
+    let case = Case::new();
+    let dir = case.dir.path().join("sub");
+    fs::create_dir(&dir).unwrap();
+    let path = dir.join("state.json");
+    let p = path.display();
+    let mut live = Live::start(&path, &["--state-interval", "200ms"]);
+    let (head, tail) = INPUT.split_at(
+        INPUT
+            .find("network_delays,path=p1,source=a,target=b latency=30")
+            .unwrap(),
+    );
+    live.write(head);
+    live.wait_stdout(head);
+    let deadline = Instant::now() + PATIENCE;
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "no periodic save");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    let away = break_dir(&dir);
+    live.wait_line(&format!(
+        "E! state file {p}: save failed: Not a directory (os error 20)"
+    ));
+    // Still running: the rest goes through and the window at 0 s closes
+    // (its frontier cannot be recorded either).
+    live.write(tail);
+    live.wait_stdout(&format!("{INPUT}{ROW_0}"));
+    live.wait_line(&format!(
+        "E! state file {p}: cannot record closed windows: Not a directory (os error 20)"
+    ));
+    // The old file stays.
+    let old = fs::read(away.join("state.json")).unwrap();
+    assert!(snapshot::decode(&old).is_ok());
+
+    mend_dir(&dir, &away);
+    let run = live.finish();
+    run.exits(0);
+    assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
+    assert!(fs::read(&path).unwrap() == saved_default());
+}
+
+/// A full disk, for real: `PATH.tmp` (where each save is written) made a
+/// symlink to `/dev/full` once the process has started (it removes a
+/// leftover `PATH.tmp` at start). `/dev/full` cannot be the state path
+/// itself: the temporary file is created next to PATH and renamed over it.
+#[test]
+fn a_full_disk_at_stop_keeps_the_old_file_and_exits_1() {
+    if !Path::new("/dev/full").exists() {
+        eprintln!("no /dev/full here: skipped");
+        return;
+    }
+    let case = Case::new();
+    let (head, tail) = INPUT.split_at(
+        INPUT
+            .find("network_delays,path=p1,source=a,target=b latency=30")
+            .unwrap(),
+    );
+    case.run(&[], head).exits(0);
+    let old = case.state();
+
+    let mut live = Live::start(&case.path, &[]);
+    live.wait_line(&format!(
+        "I! state file {}: restored 1 windows, 0 cache entries, max_ts 1700000002000000000",
+        case.p()
+    ));
+    live.write(tail);
+    live.wait_stdout(&format!("{tail}{ROW_0}"));
+    std::os::unix::fs::symlink("/dev/full", case.with(".tmp")).unwrap();
+    let run = live.finish();
+    run.exits(1);
+    run.has_line(&format!(
+        "E! state file {}: save failed: No space left on device (os error 28)",
+        case.p()
+    ));
+    assert_eq!(run.stdout, format!("{tail}{ROW_0}"));
+    assert!(case.state() == old, "the old file was replaced");
+    assert!(
+        fs::symlink_metadata(case.with(".tmp")).is_err(),
+        "the failed temporary file was not removed"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The format, on the library: never a panic, and stable
+
+/// The state the pipeline holds after `input` (a replay, windows left open),
+/// encoded.
+fn state_after(settings: &Arc<Settings>, input: &[u8]) -> Vec<u8> {
+    let mut pipeline = Pipeline::new((**settings).clone());
+    pipeline.feed(input, None);
+    pipeline.end_input(End::Eof, None);
+    let engine = pipeline.engine();
+    let (windows, join) = engine.state();
+    snapshot::encode(&snapshot::capture(engine.settings(), windows, join))
+}
+
+/// Restores `bytes` and saves the state again; on the way, closes every
+/// restored window in an engine (which must not panic either).
+fn resave(settings: &Arc<Settings>, bytes: &[u8], written: Option<i64>) -> Result<Vec<u8>, String> {
+    let restored = snapshot::decode(bytes).and_then(|s| snapshot::restore(s, settings, written))?;
+    let join = Join::from_caches(settings.clone(), restored.caches);
+    let again = snapshot::encode(&snapshot::capture(settings, &restored.windows, &join));
+    let mut pipeline = Pipeline::new((**settings).clone());
+    pipeline.engine().restore(restored.windows, join, None);
+    pipeline.engine().close_all();
+    Ok(again)
+}
+
+/// Saved states of the realistic recording, cut at a few places.
+fn realistic_states() -> &'static [Vec<u8>] {
+    static STATES: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    STATES.get_or_init(|| {
+        let input = fs::read("testdata/golden/realistic/input.lp").unwrap();
+        let settings = settings();
+        [300, 5_000, input.len()]
+            .into_iter()
+            .map(|cut| {
+                let end = input[..cut]
+                    .iter()
+                    .rposition(|&b| b == b'\n')
+                    .map_or(0, |i| i + 1);
+                state_after(&settings, &input[..end])
+            })
+            .collect()
+    })
+}
+
+/// Delay lines over a few series and windows: tags with bytes that are not
+/// UTF-8 or need escaping, integer and unsigned values, floats that sum to
+/// infinity, fields missing.
+fn delay_lines() -> impl Strategy<Value = Vec<u8>> {
+    let tag = prop::sample::select(vec![&b"a"[..], b"b", b"c\\ d", b"\xff\xfe", b"e=f"]);
+    let value = prop::sample::select(vec![
+        &b"1"[..],
+        b"-2.5",
+        b"7i",
+        b"-9223372036854775808i",
+        b"18446744073709551615u",
+        b"1.5e308",
+        b"-0.0",
+    ]);
+    let line = (
+        any::<bool>(),
+        tag.clone(),
+        tag.clone(),
+        tag,
+        prop::collection::vec(prop::option::of(value), 3),
+        0i64..60,
+    )
+        .prop_map(|(network, t1, t2, t3, values, second)| {
+            let (measurement, keys, fields): (&[u8], [&[u8]; 3], [&[u8]; 3]) = if network {
+                (
+                    b"network_delays",
+                    [b"path", b"source", b"target"],
+                    [b"latency", b"bandwidth", b"unused"],
+                )
+            } else {
+                (
+                    b"service_delays",
+                    [b"sfr", b"endpoint", b"sf_instance"],
+                    [b"response_time", b"request_size", b"response_size"],
+                )
+            };
+            let mut line = measurement.to_vec();
+            for (k, v) in keys.iter().zip([t1, t2, t3]) {
+                line.extend_from_slice(b",");
+                line.extend_from_slice(k);
+                line.extend_from_slice(b"=");
+                line.extend_from_slice(v);
+            }
+            let mut sep = b' ';
+            for (k, v) in fields.iter().zip(&values) {
+                if let Some(v) = v {
+                    line.push(sep);
+                    line.extend_from_slice(k);
+                    line.push(b'=');
+                    line.extend_from_slice(v);
+                    sep = b',';
+                }
+            }
+            if sep == b' ' {
+                line.extend_from_slice(b" latency=1");
+            }
+            line.extend_from_slice(
+                format!(" {}\n", 1_700_000_000_000_000_000 + second * 1_000_000_000).as_bytes(),
+            );
+            line
+        });
+    prop::collection::vec(line, 0..40).prop_map(|lines| lines.concat())
+}
+
+/// A valid saved state: one of the realistic ones or a generated one.
+fn valid_state() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        prop::sample::select(realistic_states().to_vec()),
+        delay_lines().prop_map(|input| state_after(&settings(), &input)),
+    ]
+}
+
+/// One change to a saved state.
+#[derive(Debug, Clone)]
+enum Mutation {
+    Flip(usize, u8),
+    Insert(usize, u8),
+    Delete(usize, usize),
+    /// The n-th number (a run of digits) replaced by an odd one.
+    Number(usize, &'static str),
+    /// The n-th key (`"name":`) and its value removed, up to the next comma.
+    DropKey(usize),
+}
+
+fn mutation() -> impl Strategy<Value = Mutation> {
+    let odd = prop::sample::select(vec![
+        "-1",
+        "0",
+        "-0",
+        "1e400",
+        "3.5",
+        "-9223372036854775808",
+        "9223372036854775807",
+        "99999999999999999999999999999999999999999",
+        "null",
+        "\"x\"",
+    ]);
+    prop_oneof![
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Flip(i, b)),
+        (any::<usize>(), any::<u8>()).prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (any::<usize>(), 1usize..64).prop_map(|(i, n)| Mutation::Delete(i, n)),
+        (any::<usize>(), odd).prop_map(|(i, s)| Mutation::Number(i, s)),
+        any::<usize>().prop_map(Mutation::DropKey),
+    ]
+}
+
+fn mutate(bytes: &mut Vec<u8>, m: &Mutation) {
+    if bytes.is_empty() {
+        return;
+    }
+    let at = |i: usize| i % bytes.len();
+    match *m {
+        Mutation::Flip(i, b) => {
+            let i = at(i);
+            bytes[i] ^= b.max(1);
+        }
+        Mutation::Insert(i, b) => bytes.insert(at(i), b),
+        Mutation::Delete(i, n) => {
+            let i = at(i);
+            bytes.drain(i..(i + n).min(bytes.len()));
+        }
+        Mutation::Number(n, text) => {
+            let starts: Vec<usize> = (0..bytes.len())
+                .filter(|&i| {
+                    bytes[i].is_ascii_digit() && (i == 0 || !bytes[i - 1].is_ascii_digit())
+                })
+                .collect();
+            if let Some(&start) = starts.get(n % starts.len().max(1)) {
+                let end = (start..bytes.len())
+                    .find(|&i| !bytes[i].is_ascii_digit())
+                    .unwrap_or(bytes.len());
+                bytes.splice(start..end, text.bytes());
+            }
+        }
+        Mutation::DropKey(n) => {
+            let keys: Vec<usize> = bytes
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w == b"\":")
+                .map(|(i, _)| i)
+                .collect();
+            if let Some(&colon) = keys.get(n % keys.len().max(1)) {
+                let start = bytes[..colon].iter().rposition(|&b| b == b'"').unwrap_or(0);
+                let start = if start > 0 && bytes[start - 1] == b',' {
+                    start - 1
+                } else {
+                    start
+                };
+                let end = (colon..bytes.len())
+                    .find(|&i| bytes[i] == b',' || bytes[i] == b'}')
+                    .unwrap_or(bytes.len());
+                bytes.drain(start..end);
+            }
+        }
+    }
+}
+
+#[test]
+fn sums_survive_a_restore_exactly_including_infinity() {
+    let settings = settings();
+    let input = b"\
+network_delays,path=p,source=a,target=b latency=1.5e308,bandwidth=0.1 1700000000000000000
+network_delays,path=p,source=a,target=b latency=1.5e308,bandwidth=0.2 1700000001000000000
+service_delays,sfr=b,endpoint=e,sf_instance=i response_time=18446744073709551615u,request_size=-9223372036854775808i 1700000001000000000
+service_delays,sfr=b,endpoint=e,sf_instance=i response_time=18446744073709551615u,request_size=-9223372036854775808i 1700000002000000000
+";
+    let state = state_after(&settings, input);
+    let text = String::from_utf8_lossy(&state);
+    for part in [
+        r#""latency":{"count":2,"ints":"0","floats":"inf"}"#,
+        r#""bandwidth":{"count":2,"ints":"0","floats":"0.30000000000000004"}"#,
+        r#""response_time":{"count":2,"ints":"36893488147419103230","floats":"0.0"}"#,
+        r#""request_size":{"count":2,"ints":"-18446744073709551616","floats":"0.0"}"#,
+    ] {
+        assert!(text.contains(part), "{part} not in {text}");
+    }
+    assert_eq!(resave(&settings, &state, None), Ok(state));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_the_restore(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let settings = settings();
+        if let Ok(again) = resave(&settings, &bytes, None) {
+            prop_assert_eq!(resave(&settings, &again, None), Ok(again));
+        }
+    }
+
+    #[test]
+    fn a_saved_state_restores_and_saves_to_the_same_bytes(state in valid_state()) {
+        let settings = settings();
+        let again = resave(&settings, &state, None);
+        prop_assert!(
+            again.as_deref() == Ok(&state[..]),
+            "{:?}\nsaved:   {}",
+            again.map(|b| String::from_utf8_lossy(&b).into_owned()),
+            String::from_utf8_lossy(&state)
+        );
+    }
+
+    #[test]
+    fn a_damaged_state_is_refused_with_a_reason_or_restored_stably(
+        state in valid_state(),
+        mutations in prop::collection::vec(mutation(), 1..4),
+        frontier in prop::option::of(1_699_999_990i64..1_700_000_070),
+    ) {
+        let settings = settings();
+        let mut bytes = state;
+        for m in &mutations {
+            mutate(&mut bytes, m);
+        }
+        match resave(&settings, &bytes, frontier.map(|s| s * 1_000_000_000)) {
+            Err(reason) => {
+                prop_assert!(!reason.is_empty() && !reason.contains('\n'), "{:?}", reason);
+            }
+            Ok(again) => prop_assert_eq!(resave(&settings, &again, None), Ok(again)),
+        }
+    }
+}
