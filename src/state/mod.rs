@@ -73,8 +73,12 @@ impl StateFile {
             _lock: lock(path, &dir)?,
             dir,
         };
-        for leftover in [&file.tmp, &file.closed_tmp] {
-            match fs::remove_file(leftover) {
+        for leftover in [&file.tmp, &file.closed_tmp]
+            .into_iter()
+            .cloned()
+            .chain(file.stale_probes())
+        {
+            match fs::remove_file(&leftover) {
                 Ok(()) => log::info!(
                     "state file {}: removed leftover {}",
                     path.display(),
@@ -91,6 +95,25 @@ impl StateFile {
             }
         }
         Ok(file)
+    }
+
+    /// Probe files of earlier processes (`PATH.probe-PID`) that died
+    /// between creating and removing theirs.
+    fn stale_probes(&self) -> Vec<PathBuf> {
+        let Some(name) = self.path.file_name() else {
+            return Vec::new();
+        };
+        let mut prefix = name.to_owned();
+        prefix.push(".probe-");
+        let prefix = prefix.as_encoded_bytes();
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().as_encoded_bytes().starts_with(prefix))
+            .map(|e| e.path())
+            .collect()
     }
 
     /// The path, for messages.

@@ -444,8 +444,14 @@ pub fn restore(
     }
     let period = settings.period;
     let aligned = |t: i64| t.rem_euclid(period) == 0;
+    if let Some(c) = snapshot.closed_until.filter(|&c| !aligned(c)) {
+        return Err(format!("closed_until {c} is not aligned to the period"));
+    }
     let saved_until = snapshot.closed_until.unwrap_or(i64::MIN);
-    let closed_until = saved_until.max(written.unwrap_or(i64::MIN));
+    // PATH.closed is written by this program after a window close, so it
+    // is aligned; one that is not is ignored rather than trusted.
+    let written = written.filter(|&w| aligned(w)).unwrap_or(i64::MIN);
+    let closed_until = saved_until.max(written);
     let mut open = BTreeMap::new();
     let mut dropped = 0;
     for w in &snapshot.windows {
