@@ -7,7 +7,8 @@
 //! [`schema`] names the delay measurements' tags, fields and means;
 //! [`settings`] holds the options as the stages use them; [`pipeline`]
 //! puts input and engine on one thread; [`run`] wires it to stdin, stdout,
-//! a ticker and signals.
+//! a ticker and signals. [`observe`] lets an observer see the engine's
+//! decisions.
 
 pub mod clock;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod input;
 pub mod join;
 pub mod logging;
 pub mod lp;
+pub mod observe;
 pub mod pipeline;
 pub mod records;
 pub mod run;
