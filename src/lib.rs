@@ -7,9 +7,11 @@
 //! [`schema`] names the delay measurements' tags, fields and means;
 //! [`settings`] holds the options as the stages use them; [`pipeline`]
 //! puts input and engine on one thread; [`run`] wires it to stdin, stdout,
-//! a ticker and signals. [`observe`] lets an observer see the engine's
-//! decisions.
+//! a ticker and signals. [`analyze`] replays a recording through the same
+//! pipeline, told the engine's decisions through [`observe`], and reports
+//! on the data.
 
+pub mod analyze;
 pub mod clock;
 pub mod config;
 pub mod duration;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use e2e_aggregator::config::{ConfigError, Options};
+use e2e_aggregator::config::{Command, ConfigError, Options};
 use e2e_aggregator::run::run;
 
 fn main() -> ExitCode {
@@ -21,6 +21,11 @@ fn main() -> ExitCode {
     e2e_aggregator::logging::init(options.log_level.filter());
     match &options.command {
         None => ExitCode::from(run(&options).status()),
+        Some(Command::Analyze { file, format }) => ExitCode::from(e2e_aggregator::analyze::run(
+            &options,
+            file.as_deref(),
+            *format,
+        )),
         Some(command) => {
             // Filled in by the state-file and analyze changes.
             log::error!("{command:?}: not available in this build");
