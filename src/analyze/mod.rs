@@ -82,7 +82,10 @@ pub fn run(options: &Options, file: Option<&Path>, format: ReportFormat) -> u8 {
             return 2;
         }
     }
-    let settings = Settings::new(options);
+    let mut settings = Settings::new(options);
+    // Nothing is written: do not copy delay lines into the output only to
+    // discard them (this changes only the `passed` counter, not reported).
+    settings.drop_original = true;
     let analysis = Analysis::new(&settings);
     let mut pipeline = Pipeline::observed(settings, analysis);
     let end = match replay(&mut pipeline) {
@@ -192,11 +195,16 @@ impl Observer for Analysis {
             self.worst.note(hash, p.kind, p.key, behind);
         }
         self.distinct.note(hash, p.kind, p.key);
-        let newest = self.newest.map_or(p.ts, |m| m.max(p.ts));
-        self.newest = Some(newest);
+        let raised = self.newest.map_or(true, |m| p.ts > m);
+        let newest = if raised {
+            self.newest = Some(p.ts);
+            p.ts
+        } else {
+            self.newest.unwrap_or(p.ts)
+        };
         self.oldest = Some(self.oldest.map_or(p.ts, |o| o.min(p.ts)));
         for sim in &mut self.sims {
-            sim.place(end, newest, self.period);
+            sim.place(end, newest, raised, self.period);
         }
     }
 
@@ -223,16 +231,20 @@ impl Sim {
         }
     }
 
-    /// A point of the window ending at `end`; `newest` is `M` with it.
+    /// A point of the window ending at `end`; `newest` is `M` with it,
+    /// `raised` whether this point raised it.
     #[inline]
-    fn place(&mut self, end: WindowEnd, newest: i64, period: i64) {
+    fn place(&mut self, end: WindowEnd, newest: i64, raised: bool, period: i64) {
         if end <= self.closed_until {
             self.late += 1;
             return;
         }
-        // Aggregated: the watermark rises as the engine raises it.
-        let frontier = boundary(newest.saturating_sub(self.grace), period);
-        self.closed_until = self.closed_until.max(frontier);
+        // Aggregated: the watermark rises as the engine raises it (when
+        // `M` did not move, neither does the frontier).
+        if raised {
+            let frontier = boundary(newest.saturating_sub(self.grace), period);
+            self.closed_until = self.closed_until.max(frontier);
+        }
     }
 }
 
@@ -414,13 +426,13 @@ mod tests {
         const P: i64 = 5;
         let mut sim = Sim::new(3);
         // Window [0, 5): M = 9 puts the watermark at 6, the frontier at 5.
-        sim.place(WindowEnd(5), 1, P);
-        sim.place(WindowEnd(10), 9, P);
+        sim.place(WindowEnd(5), 1, true, P);
+        sim.place(WindowEnd(10), 9, true, P);
         assert_eq!(sim.closed_until, WindowEnd(5));
-        sim.place(WindowEnd(5), 9, P);
+        sim.place(WindowEnd(5), 9, false, P);
         assert_eq!(sim.late, 1);
         // The frontier never moves back.
-        sim.place(WindowEnd(10), 9, P);
+        sim.place(WindowEnd(10), 9, false, P);
         assert_eq!(sim.closed_until, WindowEnd(5));
     }
 
