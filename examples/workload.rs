@@ -25,6 +25,10 @@
 //!                         or sf_instance (service), cycling through N ids:
 //!                         up to N distinct series, for memory tests of
 //!                         --max-series; no rows join in this mode         (0: off)
+//!   --late-tail MS        heavy disorder: each delay point arrives a further
+//!                         MS·(U^(-1/1.5) − 1) ms late (Lomax, α = 1.5: median
+//!                         0.59·MS, p99 20·MS, p99.9 99·MS, capped at
+//!                         1000·MS), for `analyze` and grace tests         (0: off)
 //! ```
 //!
 //! The model is that of `../shared/bench/gen.py` (the shared yardstick's
@@ -37,7 +41,9 @@
 //! (shortest round-trip, rounded, integral without a dot, exponent form).
 //!
 //! Same arguments ⇒ byte-identical output, on any platform (integer PRNG,
-//! IEEE arithmetic, Rust's deterministic float formatting). A summary goes to
+//! IEEE arithmetic, Rust's deterministic float formatting; `--late-tail` draws
+//! with `powf`, whose last bit may differ between platforms' libm, moving an
+//! arrival by a nanosecond at most). A summary goes to
 //! stderr. `--sfrs 20 --paths 40 --instances 3 --rate 1 --minutes 120` gives
 //! ~2.0 M lines, like the yardstick's medium.lp; `--sfrs 50 --paths 100
 //! --instances 4 --rate 2 --minutes 104` ~10 M lines, like large.lp.
@@ -106,6 +112,7 @@ struct Args {
     start: i64,
     seed: u64,
     explosion: u64,
+    late_tail_ms: f64,
 }
 
 fn usage() -> String {
@@ -148,6 +155,7 @@ fn parse_args() -> Result<Args, String> {
         start: 1_700_000_000,
         seed: 1,
         explosion: 0,
+        late_tail_ms: 0.0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -186,6 +194,7 @@ fn parse_args() -> Result<Args, String> {
             "--start" => a.start = num(&flag, &value)?,
             "--seed" => a.seed = num(&flag, &value)?,
             "--series-explosion" => a.explosion = num(&flag, &value)?,
+            "--late-tail" => a.late_tail_ms = num(&flag, &value)?,
             _ => return Err(format!("unknown option {flag} (see --help)")),
         }
     }
@@ -197,6 +206,9 @@ fn parse_args() -> Result<Args, String> {
     }
     if !(a.jitter_ms >= 0.0 && a.jitter_ms.is_finite()) {
         return Err("--jitter-ms must be >= 0".into());
+    }
+    if !(a.late_tail_ms >= 0.0 && a.late_tail_ms.is_finite()) {
+        return Err("--late-tail must be >= 0".into());
     }
     if a.sfrs == 0 {
         return Err("--sfrs must be > 0".into());
@@ -629,6 +641,14 @@ fn put_other_fields(out: &mut Vec<u8>, rnd: &mut Rng, kind: OtherKind, st: i64, 
     .unwrap();
 }
 
+/// An extra arrival delay in ns with a long tail: Lomax (Pareto II) with
+/// shape 1.5 and scale `scale_ms`, capped at 1000 × the scale.
+fn late_tail(rnd: &mut Rng, scale_ms: f64) -> i64 {
+    let u = 1.0 - rnd.f64(); // in (0, 1]
+    let x = (u.powf(-1.0 / 1.5) - 1.0).min(1000.0);
+    (x * scale_ms * 1e6) as i64
+}
+
 /// A line waiting in the reorder heap: ordered by arrival, then by creation.
 struct Pending {
     arrival: i64,
@@ -783,7 +803,13 @@ fn generate<W: Write>(a: &Args, out: W) -> io::Result<(u64, usize, usize, i64)> 
             }
             writeln!(line, " {ts}").unwrap();
             let arrival = ts + if jit > 0 { rnd.below_i(jit + 1) } else { 0 };
-            em.push(arrival, line);
+            // Drawn only with the option, so that other outputs stay the same.
+            let tail = if a.late_tail_ms > 0.0 {
+                late_tail(&mut rnd, a.late_tail_ms)
+            } else {
+                0
+            };
+            em.push(arrival + tail, line);
         }
         oacc += other_per_tick;
         let n_o = oacc as usize;

@@ -7,7 +7,8 @@
 //! It reads no input and writes nothing but its output buffer; the only
 //! clock it sees is the [`Now`] its caller passes (none in a replay), so a
 //! replay depends on the input bytes alone. (Warnings go to the logger,
-//! rate-limited by wall time.)
+//! rate-limited by wall time.) An [`Observer`] may be told its decisions
+//! (`analyze` is); the processor's engine has none (`()`).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,21 +17,22 @@ use crate::clock::Now;
 use crate::input::{Class, Record};
 use crate::join::Join;
 use crate::logging::Warnings;
+use crate::observe::{Observer, Placed};
 use crate::records::DelayPoint;
 use crate::schema::WindowStart;
 use crate::settings::Settings;
 use crate::stats::{Counters, Gauges, SkipReason};
 use crate::window::{Refused, Window, Windows};
 
-/// What became of a delay point.
+/// What became of a delay point; where it was placed unless skipped.
 enum Fate {
-    Aggregated,
-    Late,
+    Aggregated(i64, WindowStart),
+    Late(i64, WindowStart),
     Skipped(SkipReason),
 }
 
 /// The engine. See the module doc.
-pub struct Engine {
+pub struct Engine<O: Observer = ()> {
     settings: Arc<Settings>,
     windows: Windows,
     join: Join,
@@ -41,21 +43,40 @@ pub struct Engine {
     /// Whether a window closed since [`Engine::take_window_closed`].
     window_closed: bool,
     warnings: Warnings,
+    observer: O,
 }
 
 impl Engine {
     /// A new engine with nothing open.
     pub fn new(settings: Arc<Settings>) -> Engine {
+        Engine::observed(settings, ())
+    }
+}
+
+impl<O: Observer> Engine<O> {
+    /// A new engine that tells `observer` what it decides. The join then
+    /// also remembers which cache entries expired.
+    pub fn observed(settings: Arc<Settings>, observer: O) -> Engine<O> {
+        let mut join = Join::new(settings.clone());
+        if O::LISTENS {
+            join.remember_expired();
+        }
         Engine {
             windows: Windows::new(settings.period),
-            join: Join::new(settings.clone()),
+            join,
             settings,
             counters: Counters::default(),
             out: Vec::with_capacity(1 << 17),
             last_accept: None,
             window_closed: false,
             warnings: Warnings::default(),
+            observer,
         }
+    }
+
+    /// The observer.
+    pub fn observer(&self) -> &O {
+        &self.observer
     }
 
     /// Accounts for one record and acts on it. `now` is `None` in a replay.
@@ -178,8 +199,8 @@ impl Engine {
     ) {
         let fate = self.place(point, key, line, now);
         match fate {
-            Fate::Aggregated => self.counters.aggregated += 1,
-            Fate::Late => {
+            Fate::Aggregated(..) => self.counters.aggregated += 1,
+            Fate::Late(..) => {
                 self.counters.late += 1;
                 self.warnings.late(line);
             }
@@ -190,10 +211,19 @@ impl Engine {
                 }
             }
         }
+        if let (Fate::Aggregated(ts, window) | Fate::Late(ts, window), Some(key)) = (&fate, key) {
+            self.observer.placed(&Placed {
+                kind: point.kind,
+                key,
+                ts: *ts,
+                window: *window,
+                late: matches!(fate, Fate::Late(..)),
+            });
+        }
         if !self.settings.drop_original {
             self.pass(body);
         }
-        if let Fate::Aggregated = fate {
+        if let Fate::Aggregated(..) = fate {
             self.last_accept = now.map(|n| n.mono);
             if let Some(max_ts) = self.windows.max_ts() {
                 self.raise_watermark(max_ts.saturating_sub(self.settings.grace), now);
@@ -231,8 +261,8 @@ impl Engine {
         let cap = self.settings.max_series;
         let room = cap == 0 || self.windows.pairs() + self.join.len() < cap;
         match self.windows.add(p.kind, key, ts, start, &p.values, room) {
-            Ok(()) => Fate::Aggregated,
-            Err(Refused::Late) => Fate::Late,
+            Ok(()) => Fate::Aggregated(ts, start),
+            Err(Refused::Late) => Fate::Late(ts, start),
             Err(Refused::Full) => Fate::Skipped(SkipReason::MaxSeries),
         }
     }
@@ -274,8 +304,15 @@ impl Engine {
         for (start, window) in closed {
             self.counters.windows_closed += 1;
             self.window_closed = true;
-            let result = self.join.close(start, window, &mut self.out);
+            let observer = &mut self.observer;
+            let result = self
+                .join
+                .close(start, window, &mut self.out, |series, verdict| {
+                    observer.joined(start, series, verdict);
+                });
             self.counters.rows_written += result.rows;
+            self.counters.rows_reverse_cached += result.reverse_cached;
+            self.counters.rows_service_cached += result.service_cached;
             for u in result.unwritable {
                 self.counters.rows_unwritable += 1;
                 self.warnings.unwritable(&u.series, start.0, u.reason);

@@ -7,14 +7,22 @@
 //! window the greatest `(endpoint, sf_instance)` wins; a row needs all six
 //! values. It writes rows; it never parses input or decides lateness.
 
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use foldhash::HashMap;
+use foldhash::fast::FixedState;
+use foldhash::{HashMap, HashSet};
 
 use crate::lp::write::{is_portable, Line, MAX_SERIES_KEY};
-use crate::schema::{field, tag, NetworkSeries, SeriesKey, ServiceMeans, WindowEnd, WindowStart};
+use crate::observe::NoRow;
+use crate::schema::{
+    field, tag, NetworkMeans, NetworkSeries, SeriesKey, ServiceMeans, WindowEnd, WindowStart,
+};
 use crate::settings::Settings;
 use crate::window::Window;
+
+/// Expired keys remembered per cache when asked ([`Join::remember_expired`]).
+pub const EXPIRED_CAP: usize = 1_000_000;
 
 /// A cached network series: its mean latency in the window it last
 /// reported in. (Only a reverse path is ever taken from the cache, and only
@@ -68,8 +76,36 @@ pub struct Unwritable {
 pub struct Closed {
     /// Rows written.
     pub rows: u64,
+    /// Rows written whose reverse latency came from an earlier window.
+    pub reverse_cached: u64,
+    /// Rows written whose service came from an earlier window.
+    pub service_cached: u64,
     /// Rows that could not be written.
     pub unwritable: Vec<Unwritable>,
+}
+
+/// A row as the join found it, before it is written.
+struct Row<'a> {
+    /// The service behind the target.
+    service: &'a SvcEntry,
+    /// The six values, in [`field::ROW`] order.
+    values: [f64; 6],
+    /// When the reverse latency was last updated (its window's end).
+    reverse_from: WindowEnd,
+}
+
+/// The keys of cache entries freed by `--cache-ttl` and not reported
+/// since, as 64-bit hashes: kept only when an observer asks why rows are
+/// missing, so that "expired" can be told from "never reported". At most
+/// [`EXPIRED_CAP`] per cache; an expiry past that reads as "never".
+#[derive(Debug, Default, Clone)]
+struct Expired {
+    network: HashSet<u64>,
+    service: HashSet<u64>,
+}
+
+fn key_hash(key: &[u8]) -> u64 {
+    FixedState::with_seed(0).hash_one(key)
 }
 
 /// The caches of the join.
@@ -80,6 +116,8 @@ pub struct Join {
     /// Services by SFR.
     service: HashMap<Box<[u8]>, SvcEntry>,
     settings: Arc<Settings>,
+    /// Freed keys, when remembered.
+    expired: Option<Box<Expired>>,
 }
 
 impl Join {
@@ -94,6 +132,7 @@ impl Join {
             network: caches.network,
             service: caches.service,
             settings,
+            expired: None,
         }
     }
 
@@ -107,6 +146,13 @@ impl Join {
         self.service.iter().map(|(k, v)| (&**k, v))
     }
 
+    /// From now on, remembers the keys that `--cache-ttl` frees, so that
+    /// a verdict can say [`NoRow::Expired`] (for `analyze`; a processor
+    /// needs no such memory).
+    pub fn remember_expired(&mut self) {
+        self.expired.get_or_insert_with(Box::default);
+    }
+
     /// Entries held in both caches.
     pub fn len(&self) -> usize {
         self.network.len() + self.service.len()
@@ -117,8 +163,15 @@ impl Join {
         self.len() == 0
     }
 
-    /// Joins a closed window and appends its rows to `out`.
-    pub fn close(&mut self, start: WindowStart, window: Window, out: &mut Vec<u8>) -> Closed {
+    /// Joins a closed window and appends its rows to `out`. `seen` is told
+    /// the verdict of each forward series, in row order.
+    pub fn close(
+        &mut self,
+        start: WindowStart,
+        window: Window,
+        out: &mut Vec<u8>,
+        mut seen: impl FnMut(&NetworkSeries<'_>, Result<(), NoRow>),
+    ) -> Closed {
         self.expire(start);
         let end = start.end(self.settings.period);
         for (key, means) in &window.network {
@@ -126,9 +179,12 @@ impl Join {
                 latency: means.latency.value(),
                 updated: end,
             };
-            upsert(&mut self.network, key.as_bytes(), entry, |k| {
+            let new = upsert(&mut self.network, key.as_bytes(), entry, |k| {
                 SeriesKey::from_encoded(k)
             });
+            if let (true, Some(expired)) = (new, &mut self.expired) {
+                expired.network.remove(&key_hash(key.as_bytes()));
+            }
         }
         self.update_services(&window, end);
 
@@ -142,60 +198,99 @@ impl Join {
         let mut closed = Closed::default();
         let mut reverse_key = Vec::new();
         for (series, means) in forward {
-            let Some(svc) = self.service.get(series.target) else {
-                continue;
-            };
-            reverse_key.clear();
-            series.reverse_key(&mut reverse_key);
-            let Some(reverse) = self.network.get(reverse_key.as_slice()) else {
-                continue;
-            };
-            let values = [
-                means.latency.value(),
-                reverse.latency,
-                svc.response_time,
-                svc.request_size,
-                svc.response_size,
-                means.bandwidth.value(),
-            ];
-            let [Some(fwd), Some(rev), Some(rt), Some(req), Some(resp), Some(bw)] = values else {
-                continue;
-            };
-            let fields = [fwd, rev, rt, req, resp, bw];
-            let tags: [(&[u8], &[u8]); 5] = [
-                (tag::ENDPOINT, &svc.endpoint),
-                (tag::PATH_ID, series.path),
-                (tag::SF_INSTANCE, &svc.sf_instance),
-                (tag::SOURCE_SFR, series.source),
-                (tag::TARGET_SFR, series.target),
-            ];
-            match self.check(&tags, &fields) {
-                Ok(()) => {
-                    self.write_row(out, start, &tags, &fields);
+            let verdict = self.verdict(&series, means, &mut reverse_key);
+            match &verdict {
+                Ok(row) => {
+                    self.write_row(out, start, &series, row);
                     closed.rows += 1;
+                    closed.reverse_cached += u64::from(row.reverse_from != end);
+                    closed.service_cached += u64::from(row.service.updated != end);
                 }
-                Err(reason) => closed.unwritable.push(Unwritable {
+                Err(NoRow::Unwritable(reason)) => closed.unwritable.push(Unwritable {
                     series: describe(&series),
                     reason,
                 }),
+                Err(_) => {}
             }
+            seen(&series, verdict.map(|_| ()));
         }
         closed
     }
 
+    /// Whether a forward series gets a row in this window, and if not the
+    /// first reason why, in SPEC.md's order: no service, no reverse, an
+    /// expired entry, a null value (the first in row order), unwritable.
+    /// The one place this is decided, for the rows and for `analyze`.
+    fn verdict<'a>(
+        &'a self,
+        series: &NetworkSeries<'_>,
+        means: &NetworkMeans,
+        reverse_key: &mut Vec<u8>,
+    ) -> Result<Row<'a>, NoRow> {
+        reverse_key.clear();
+        series.reverse_key(reverse_key);
+        let (service, reverse) = match (
+            self.service.get(series.target),
+            self.network.get(reverse_key.as_slice()),
+        ) {
+            (Some(service), Some(reverse)) => (service, reverse),
+            (None, _) if !self.was_expired(false, series.target) => return Err(NoRow::NoService),
+            (_, None) if !self.was_expired(true, reverse_key) => return Err(NoRow::NoReverse),
+            _ => return Err(NoRow::Expired),
+        };
+        let values = [
+            means.latency.value(),
+            reverse.latency,
+            service.response_time,
+            service.request_size,
+            service.response_size,
+            means.bandwidth.value(),
+        ];
+        if let Some(null) = values.iter().position(Option::is_none) {
+            return Err(NoRow::Null(null));
+        }
+        let row = Row {
+            service,
+            values: values.map(Option::unwrap_or_default),
+            reverse_from: reverse.updated,
+        };
+        self.check(&tags(series, service), &row.values)
+            .map_err(NoRow::Unwritable)?;
+        Ok(row)
+    }
+
+    /// Whether a key missing from the network (`network`) or service cache
+    /// was freed by `--cache-ttl` (known only when remembered).
+    fn was_expired(&self, network: bool, key: &[u8]) -> bool {
+        self.expired.as_ref().is_some_and(|e| {
+            let set = if network { &e.network } else { &e.service };
+            set.contains(&key_hash(key))
+        })
+    }
+
+    /// Writes a row; with `--age-fields`, how old its reverse latency and
+    /// its service are: `end − updated` = this window's start − the start
+    /// of the window the mean came from, in seconds.
     fn write_row(
         &self,
         out: &mut Vec<u8>,
         start: WindowStart,
-        tags: &[(&[u8], &[u8]); 5],
-        fields: &[f64; 6],
+        series: &NetworkSeries<'_>,
+        row: &Row<'_>,
     ) {
         let mut line = Line::new(out, &self.settings.output);
-        for (k, v) in tags {
+        for (k, v) in tags(series, row.service) {
             line = line.tag(k, v);
         }
-        for (k, v) in field::ROW.iter().zip(fields) {
-            line = line.float(k, *v);
+        for (k, v) in field::ROW.iter().zip(row.values) {
+            line = line.float(k, v);
+        }
+        if self.settings.age_fields {
+            let end = start.end(self.settings.period);
+            let age = |from: WindowEnd| (i128::from(end.0) - i128::from(from.0)) as f64 / 1e9;
+            line = line
+                .float(field::AGES[0], age(row.reverse_from))
+                .float(field::AGES[1], age(row.service.updated));
         }
         line.finish(start.0 / self.settings.unit);
     }
@@ -243,7 +338,10 @@ impl Join {
                 response_size: means.response_size.value(),
                 updated: end,
             };
-            upsert(&mut self.service, sfr, entry, |k| k.into());
+            let new = upsert(&mut self.service, sfr, entry, |k| k.into());
+            if let (true, Some(expired)) = (new, &mut self.expired) {
+                expired.service.remove(&key_hash(sfr));
+            }
         }
     }
 
@@ -255,9 +353,40 @@ impl Join {
         };
         let live =
             |updated: WindowEnd| (i128::from(start.0) - i128::from(updated.0)) < i128::from(ttl);
-        self.network.retain(|_, e| live(e.updated));
-        self.service.retain(|_, e| live(e.updated));
+        let Some(expired) = &mut self.expired else {
+            self.network.retain(|_, e| live(e.updated));
+            self.service.retain(|_, e| live(e.updated));
+            return;
+        };
+        let remember = |set: &mut HashSet<u64>, key: &[u8]| {
+            if set.len() < EXPIRED_CAP {
+                set.insert(key_hash(key));
+            }
+        };
+        self.network.retain(|k, e| {
+            live(e.updated) || {
+                remember(&mut expired.network, k.as_bytes());
+                false
+            }
+        });
+        self.service.retain(|k, e| {
+            live(e.updated) || {
+                remember(&mut expired.service, k);
+                false
+            }
+        });
     }
+}
+
+/// The tags of a row, sorted by key.
+fn tags<'a>(series: &NetworkSeries<'a>, service: &'a SvcEntry) -> [(&'a [u8], &'a [u8]); 5] {
+    [
+        (tag::ENDPOINT, &service.endpoint),
+        (tag::PATH_ID, series.path),
+        (tag::SF_INSTANCE, &service.sf_instance),
+        (tag::SOURCE_SFR, series.source),
+        (tag::TARGET_SFR, series.target),
+    ]
 }
 
 /// A forward series as the warnings name it.
@@ -272,14 +401,24 @@ fn describe(s: &NetworkSeries<'_>) -> String {
 
 /// Replaces a cache entry whole. Most series report in every window, so the
 /// entry is replaced in place and a key allocated only for a new one.
-fn upsert<K, V>(cache: &mut HashMap<K, V>, key: &[u8], value: V, own: impl FnOnce(&[u8]) -> K)
+/// Returns whether the key is new.
+fn upsert<K, V>(
+    cache: &mut HashMap<K, V>,
+    key: &[u8],
+    value: V,
+    own: impl FnOnce(&[u8]) -> K,
+) -> bool
 where
     K: std::borrow::Borrow<[u8]> + std::hash::Hash + Eq,
 {
     match cache.get_mut(key) {
-        Some(slot) => *slot = value,
+        Some(slot) => {
+            *slot = value;
+            false
+        }
         None => {
             cache.insert(own(key), value);
+            true
         }
     }
 }

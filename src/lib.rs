@@ -7,8 +7,11 @@
 //! [`schema`] names the delay measurements' tags, fields and means;
 //! [`settings`] holds the options as the stages use them; [`pipeline`]
 //! puts input and engine on one thread; [`run`] wires it to stdin, stdout,
-//! a ticker and signals.
+//! a ticker and signals. [`analyze`] replays a recording through the same
+//! pipeline, told the engine's decisions through [`observe`], and reports
+//! on the data.
 
+pub mod analyze;
 pub mod clock;
 pub mod config;
 pub mod duration;
@@ -17,6 +20,7 @@ pub mod input;
 pub mod join;
 pub mod logging;
 pub mod lp;
+pub mod observe;
 pub mod pipeline;
 pub mod records;
 pub mod run;

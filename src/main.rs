@@ -1,9 +1,9 @@
-//! The binary: options, logger, then the event loop.
+//! The binary: options, logger, then the subcommand: run as the
+//! processor, `flush` a state file, or `analyze` a recording.
 
 use std::process::ExitCode;
 
-use e2e_aggregator::config::Command;
-use e2e_aggregator::config::{ConfigError, Options};
+use e2e_aggregator::config::{Command, ConfigError, Options};
 use e2e_aggregator::run::{flush, run};
 
 fn main() -> ExitCode {
@@ -20,14 +20,13 @@ fn main() -> ExitCode {
         }
     };
     e2e_aggregator::logging::init(options.log_level.filter());
-    let exit = match &options.command {
-        None => run(&options),
-        Some(Command::Flush) => flush(&options),
-        Some(command) => {
-            // Filled in by the analyze change.
-            log::error!("{command:?}: not available in this build");
-            return ExitCode::from(2);
-        }
-    };
-    ExitCode::from(exit.status())
+    match &options.command {
+        None => ExitCode::from(run(&options).status()),
+        Some(Command::Flush) => ExitCode::from(flush(&options).status()),
+        Some(Command::Analyze { file, format }) => ExitCode::from(e2e_aggregator::analyze::run(
+            &options,
+            file.as_deref(),
+            *format,
+        )),
+    }
 }

@@ -7,23 +7,32 @@ use std::sync::Arc;
 use crate::clock::Now;
 use crate::engine::Engine;
 use crate::input::{End, Input};
+use crate::observe::Observer;
 use crate::records::{Parsed, Splitter};
 use crate::settings::Settings;
 use crate::stats::Counters;
 
 /// See the module doc.
-pub struct Pipeline {
+pub struct Pipeline<O: Observer = ()> {
     input: Input,
-    engine: Engine,
+    engine: Engine<O>,
 }
 
 impl Pipeline {
     /// Nothing read, nothing open.
     pub fn new(settings: Settings) -> Pipeline {
+        Pipeline::observed(settings, ())
+    }
+}
+
+impl<O: Observer> Pipeline<O> {
+    /// Nothing read, nothing open; the engine tells `observer` what it
+    /// decides.
+    pub fn observed(settings: Settings, observer: O) -> Pipeline<O> {
         let settings = Arc::new(settings);
         Pipeline {
             input: Input::new(settings.clone()),
-            engine: Engine::new(settings),
+            engine: Engine::observed(settings, observer),
         }
     }
 
@@ -65,7 +74,7 @@ impl Pipeline {
     }
 
     /// The engine: output, counters, clock ticks, self-metrics.
-    pub fn engine(&mut self) -> &mut Engine {
+    pub fn engine(&mut self) -> &mut Engine<O> {
         &mut self.engine
     }
 

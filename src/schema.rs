@@ -99,6 +99,9 @@ pub mod field {
     pub const REQUEST_SIZE: &[u8] = b"request_size";
     /// Service response size (input).
     pub const RESPONSE_SIZE: &[u8] = b"response_size";
+    /// Row fields written after [`ROW`] with `--age-fields`, in order:
+    /// how old the reverse latency and the service are, in seconds.
+    pub const AGES: [&[u8]; 2] = [b"reverse_age", b"service_age"];
     /// Row fields, in the order they are written.
     pub const ROW: [&[u8]; 6] = [
         b"delay_forward",
@@ -257,8 +260,8 @@ impl std::borrow::Borrow<[u8]> for SeriesKey {
     }
 }
 
-/// The three parts of an encoded key.
-fn decode(key: &[u8]) -> [&[u8]; 3] {
+/// The three parts of an encoded key ([`SeriesKey::encode`]).
+pub fn decode(key: &[u8]) -> [&[u8]; 3] {
     let mut rest = key;
     let mut part = || {
         let (len, tail) = rest.split_at(4.min(rest.len()));

@@ -34,6 +34,8 @@ pub struct Settings {
     pub max_series: usize,
     /// Cache expiry, if any.
     pub cache_ttl: Option<i64>,
+    /// Rows carry `reverse_age` and `service_age`.
+    pub age_fields: bool,
 }
 
 impl Settings {
@@ -53,6 +55,7 @@ impl Settings {
             max_line: o.max_line_size.0,
             max_series: o.max_series,
             cache_ttl: o.cache_ttl.map(|d| d.as_nanos_i64()),
+            age_fields: o.age_fields,
         }
     }
 

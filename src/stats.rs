@@ -74,6 +74,10 @@ pub struct Counters {
     pub rows_written: u64,
     /// Rows not written because they cannot be written portably.
     pub rows_unwritable: u64,
+    /// Rows written whose reverse latency came from the cache.
+    pub rows_reverse_cached: u64,
+    /// Rows written whose service came from the cache.
+    pub rows_service_cached: u64,
 }
 
 impl Counters {
@@ -119,6 +123,8 @@ impl Counters {
             .integer(b"windows_closed", n(self.windows_closed))
             .integer(b"rows_written", n(self.rows_written))
             .integer(b"rows_unwritable", n(self.rows_unwritable))
+            .integer(b"rows_reverse_cached", n(self.rows_reverse_cached))
+            .integer(b"rows_service_cached", n(self.rows_service_cached))
             .integer(b"open_series", n(gauges.open_series as u64))
             .integer(b"cache_entries", n(gauges.cache_entries as u64))
             .finish(timestamp);

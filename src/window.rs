@@ -155,10 +155,7 @@ impl Windows {
         if watermark < self.closed_until.0.saturating_add(self.period) {
             return Vec::new();
         }
-        let frontier = watermark
-            .div_euclid(self.period)
-            .checked_mul(self.period)
-            .unwrap_or(i64::MIN);
+        let frontier = boundary(watermark, self.period).0;
         if frontier <= self.closed_until.0 {
             return Vec::new();
         }
@@ -183,6 +180,18 @@ impl Windows {
         }
         std::mem::take(&mut self.open).into_iter().collect()
     }
+}
+
+/// The window boundary at or below `watermark`: where the closing
+/// frontier goes when the watermark reaches it (`i64::MIN` when that lies
+/// below the range of `i64`). `analyze` simulates other graces with it.
+pub fn boundary(watermark: i64, period: i64) -> WindowEnd {
+    WindowEnd(
+        watermark
+            .div_euclid(period)
+            .checked_mul(period)
+            .unwrap_or(i64::MIN),
+    )
 }
 
 /// Folds a point into a series' means; `false` if the series is new and

@@ -1,0 +1,598 @@
+//! The report of `analyze`: figures drawn from the engine's counters and
+//! the [`Analysis`], printed aligned for a terminal or as one JSON object
+//! whose keys are documented in README.md ("Choosing grace and period")
+//! and kept stable for scripts.
+
+use std::fmt::Write as _;
+
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
+use super::Analysis;
+use crate::config::Options;
+use crate::duration::Duration;
+use crate::engine::Engine;
+use crate::observe::NoRow;
+use crate::schema::Kind;
+use crate::stats::{Counters, SkipReason};
+
+/// Everything `analyze` prints. See the module doc.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// The recording read (`stdin` for standard input).
+    pub source: String,
+    /// The options that shape the figures.
+    pub options: Given,
+    /// The counters of "What happens to each line".
+    pub lines: Lines,
+    /// Event time of the non-skipped delay points.
+    pub event_time: EventTime,
+    /// Distinct series, SFRs and paths of the non-skipped delay points.
+    pub series: SeriesCounts,
+    /// Rows a replay writes.
+    pub rows_written: u64,
+    /// Late points with the given grace.
+    pub late: u64,
+    /// Late points per grace (Go duration text → count), in grace order.
+    #[serde(serialize_with = "ordered")]
+    pub late_by_grace: Vec<(String, u64)>,
+    /// `M − ts` of each non-skipped delay point, in ns.
+    pub lateness_ns: Lateness,
+    /// The series with the largest max lateness.
+    pub worst_series: Vec<Worst>,
+    /// The smallest grace with which no point is late, in ns.
+    pub smallest_grace_ns: u64,
+    /// The same as Go duration text.
+    pub smallest_grace: String,
+    /// Forward (series, window) pairs by outcome.
+    #[serde(serialize_with = "ordered")]
+    pub coverage: Vec<(String, u64)>,
+    /// The forward series with the most windows without a row.
+    pub missing_rows: Vec<Missing>,
+    /// Figures that reached a memory bound and are approximate.
+    pub bounds_reached: Vec<&'static str>,
+}
+
+/// The options that shape the figures, as given.
+#[derive(Debug, Serialize)]
+pub struct Given {
+    /// `--period`.
+    pub period: String,
+    /// `--grace`.
+    pub grace: String,
+    /// `--precision`.
+    pub precision: String,
+    /// `--cache-ttl`, if any.
+    pub cache_ttl: Option<String>,
+    /// `--max-series`.
+    pub max_series: usize,
+}
+
+/// The class counters.
+#[derive(Debug, Serialize)]
+pub struct Lines {
+    /// Records read.
+    pub lines_in: u64,
+    /// Blank lines and comments.
+    pub ignored: u64,
+    /// Invalid records.
+    pub invalid: u64,
+    /// Other measurements.
+    pub other: u64,
+    /// Delay points aggregated.
+    pub aggregated: u64,
+    /// Delay points late with the given grace.
+    pub late: u64,
+    /// Delay points skipped.
+    pub skipped: u64,
+    /// Skipped, by reason (`missing_tag`, …).
+    #[serde(serialize_with = "ordered")]
+    pub skipped_by_reason: Vec<(String, u64)>,
+}
+
+/// Span and rate of event time.
+#[derive(Debug, Serialize)]
+pub struct EventTime {
+    /// Non-skipped delay points.
+    pub delay_points: u64,
+    /// The oldest timestamp, ns.
+    pub first_ns: Option<i64>,
+    /// The newest timestamp, ns.
+    pub last_ns: Option<i64>,
+    /// `last − first`, ns.
+    pub span_ns: u64,
+    /// Delay points per second of event time (0 when the span is 0).
+    pub points_per_second: f64,
+}
+
+/// Distinct counts.
+#[derive(Debug, Serialize)]
+pub struct SeriesCounts {
+    /// `(path, source, target)` series.
+    pub network: u64,
+    /// `(sfr, endpoint, sf_instance)` series.
+    pub service: u64,
+    /// SFRs: sources, targets and the SFRs of services.
+    pub sfrs: u64,
+    /// Path ids.
+    pub paths: u64,
+    /// Whether the counts are exact (false: lower bounds).
+    pub exact: bool,
+}
+
+/// Lateness quantiles and max, ns.
+#[derive(Debug, Serialize)]
+pub struct Lateness {
+    /// Median.
+    pub p50: u64,
+    /// 90th percentile.
+    pub p90: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// 99.9th percentile.
+    pub p999: u64,
+    /// Largest, exact.
+    pub max: u64,
+}
+
+/// A series by max lateness.
+#[derive(Debug, Serialize)]
+pub struct Worst {
+    /// Measurement and key tags, as `network_delays path=… source=… target=…`.
+    pub series: String,
+    /// Its largest lateness, ns.
+    pub max_lateness_ns: u64,
+    /// The same as Go duration text.
+    pub max_lateness: String,
+}
+
+/// A forward series with windows without a row.
+#[derive(Debug, Serialize)]
+pub struct Missing {
+    /// Path id.
+    pub path: String,
+    /// Source SFR.
+    pub source: String,
+    /// Target SFR.
+    pub target: String,
+    /// Windows in which it had points and no row.
+    pub windows: u64,
+    /// Those windows by reason (only reasons that occurred).
+    #[serde(serialize_with = "ordered")]
+    pub reasons: Vec<(String, u64)>,
+}
+
+impl Report {
+    /// The report of a finished run.
+    pub fn new(source: &str, options: &Options, engine: &Engine<Analysis>) -> Report {
+        let a = engine.observer();
+        let c = engine.counters();
+        let grace = options.grace.as_nanos_i64();
+        let late_by_grace = a
+            .sims
+            .iter()
+            .map(|s| {
+                // The given grace is the engine's own count (they agree
+                // unless --max-series skipped points; see README).
+                let late = if s.grace == grace { c.late } else { s.late };
+                (go(s.grace as u64), late)
+            })
+            .collect();
+        let span = match (a.oldest, a.newest) {
+            (Some(o), Some(n)) => (i128::from(n) - i128::from(o)) as u64,
+            _ => 0,
+        };
+        let points = a.lateness.len();
+        let worst = a
+            .worst
+            .top()
+            .into_iter()
+            .map(|(max, kind, key)| Worst {
+                series: describe(options, kind, key),
+                max_lateness_ns: max,
+                max_lateness: go(max),
+            })
+            .collect();
+        let smallest = u64::try_from(a.need.max(0)).unwrap_or(u64::MAX);
+        let mut coverage = vec![
+            ("pairs".to_string(), a.coverage.pairs),
+            ("rows".into(), a.coverage.rows),
+        ];
+        coverage.extend(
+            a.coverage
+                .reasons
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (NoRow::name(i).to_string(), *n)),
+        );
+        let missing_rows = a
+            .coverage
+            .top()
+            .into_iter()
+            .map(|(key, windows, counts)| {
+                let s = key.network();
+                Missing {
+                    path: lossy(s.path),
+                    source: lossy(s.source),
+                    target: lossy(s.target),
+                    windows,
+                    reasons: reasons(counts),
+                }
+            })
+            .collect();
+        let mut bounds_reached = Vec::new();
+        if !a.distinct.exact() {
+            bounds_reached.push("series");
+        }
+        if a.coverage.untracked > 0 {
+            bounds_reached.push("missing_rows");
+        }
+        Report {
+            source: source.into(),
+            options: Given {
+                period: options.period.to_string(),
+                grace: options.grace.to_string(),
+                precision: format!("{:?}", options.precision).to_lowercase(),
+                cache_ttl: options.cache_ttl.map(|d| d.to_string()),
+                max_series: options.max_series,
+            },
+            lines: lines(c),
+            event_time: EventTime {
+                delay_points: points,
+                first_ns: a.oldest,
+                last_ns: a.newest,
+                span_ns: span,
+                points_per_second: if span > 0 {
+                    points as f64 / (span as f64 / 1e9)
+                } else {
+                    0.0
+                },
+            },
+            series: SeriesCounts {
+                network: a.distinct.network.seen.len() as u64,
+                service: a.distinct.service.seen.len() as u64,
+                sfrs: a.distinct.sfrs.seen.len() as u64,
+                paths: a.distinct.paths.seen.len() as u64,
+                exact: a.distinct.exact(),
+            },
+            rows_written: c.rows_written,
+            late: c.late,
+            late_by_grace,
+            lateness_ns: Lateness {
+                p50: quantile(&a.lateness, 0.5),
+                p90: quantile(&a.lateness, 0.9),
+                p99: quantile(&a.lateness, 0.99),
+                p999: quantile(&a.lateness, 0.999),
+                max: a.lateness.max(),
+            },
+            worst_series: worst,
+            smallest_grace_ns: smallest,
+            smallest_grace: go(smallest),
+            coverage,
+            missing_rows,
+            bounds_reached,
+        }
+    }
+
+    /// One JSON object.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+
+    /// The report aligned for a terminal.
+    pub fn text(&self) -> String {
+        let mut t = Text::default();
+        let o = &self.options;
+        t.line(format!("Recording {}", self.source));
+        let ttl = o
+            .cache_ttl
+            .as_deref()
+            .map(|d| format!(", cache TTL {d}"))
+            .unwrap_or_default();
+        t.line(format!(
+            "  replayed with period {}, grace {}, precision {}{ttl}",
+            o.period, o.grace, o.precision
+        ));
+
+        t.head("Lines");
+        let l = &self.lines;
+        t.count("lines in", l.lines_in);
+        t.count("ignored (blank, comment)", l.ignored);
+        t.count("invalid", l.invalid);
+        t.count("other measurements", l.other);
+        t.count("delay points aggregated", l.aggregated);
+        t.count(&format!("delay points late (grace {})", o.grace), l.late);
+        t.count("delay points skipped", l.skipped);
+        for (reason, n) in l.skipped_by_reason.iter().filter(|(_, n)| *n > 0) {
+            t.count(&format!("  {}", reason.replace('_', " ")), *n);
+        }
+
+        t.head("Event time");
+        let e = &self.event_time;
+        match (e.first_ns, e.last_ns) {
+            (Some(first), Some(last)) => {
+                t.pair("first", &time(first));
+                t.pair("last", &time(last));
+                t.pair("span", &go(e.span_ns));
+            }
+            _ => t.pair("span", "no delay point"),
+        }
+        t.count("delay points (not skipped)", e.delay_points);
+        t.pair(
+            "delay points per second",
+            &format!("{:.1}", e.points_per_second),
+        );
+        let s = &self.series;
+        let at_least = if s.exact { "" } else { "at least " };
+        t.pair(
+            "series",
+            &format!(
+                "{at_least}{} network, {} service; {} SFRs, {} paths",
+                thousands(s.network),
+                thousands(s.service),
+                thousands(s.sfrs),
+                thousands(s.paths)
+            ),
+        );
+
+        t.head("Disorder: lateness of a point behind the newest before it");
+        let q = &self.lateness_ns;
+        for (name, v) in [
+            ("p50", q.p50),
+            ("p90", q.p90),
+            ("p99", q.p99),
+            ("p99.9", q.p999),
+            ("max", q.max),
+        ] {
+            t.pair(name, &go(v));
+        }
+        if !self.worst_series.is_empty() {
+            t.line("  worst series (max lateness):".into());
+            let width = self
+                .worst_series
+                .iter()
+                .map(|w| w.max_lateness.chars().count())
+                .max()
+                .unwrap_or(0);
+            for w in &self.worst_series {
+                t.line(format!("    {:>width$}  {}", w.max_lateness, w.series));
+            }
+        }
+
+        t.head("Grace");
+        t.pair("smallest grace with no late point", &self.smallest_grace);
+        t.line("  late points by grace:".into());
+        let width = self
+            .late_by_grace
+            .iter()
+            .map(|(g, _)| g.chars().count())
+            .max()
+            .unwrap_or(0);
+        let counts: Vec<String> = self
+            .late_by_grace
+            .iter()
+            .map(|(_, n)| thousands(*n))
+            .collect();
+        let cw = counts.iter().map(String::len).max().unwrap_or(0);
+        for ((g, _), n) in self.late_by_grace.iter().zip(&counts) {
+            let given = if *g == o.grace { "  (given)" } else { "" };
+            t.line(format!("    {g:>width$}  {n:>cw$}{given}"));
+        }
+
+        t.head("Join coverage: forward (series, window) pairs");
+        let cov = |name: &str| {
+            self.coverage
+                .iter()
+                .find(|(k, _)| k == name)
+                .map_or(0, |(_, n)| *n)
+        };
+        let pairs = cov("pairs");
+        t.count("pairs", pairs);
+        t.count("rows written", cov("rows"));
+        t.count("without a row", pairs - cov("rows"));
+        for (name, n) in self.coverage.iter().skip(2).filter(|(_, n)| *n > 0) {
+            t.count(&format!("  {}", reason_text(name)), *n);
+        }
+        if !self.missing_rows.is_empty() {
+            t.line("  forward series with the most windows without a row:".into());
+            for m in &self.missing_rows {
+                let why: Vec<String> = m
+                    .reasons
+                    .iter()
+                    .map(|(r, n)| format!("{} {}", reason_text(r), thousands(*n)))
+                    .collect();
+                let windows = match m.windows {
+                    1 => "1 window".to_string(),
+                    n => format!("{} windows", thousands(n)),
+                };
+                t.line(format!(
+                    "    path={} source={} target={}: {windows} ({})",
+                    m.path,
+                    m.source,
+                    m.target,
+                    why.join(", ")
+                ));
+            }
+        }
+        for bound in &self.bounds_reached {
+            t.line(format!(
+                "note: {bound} reached its memory bound (see README, \"Choosing grace and period\"); \
+                 those figures are lower bounds"
+            ));
+        }
+        t.0
+    }
+}
+
+/// The text report being built: labels and values in two columns.
+#[derive(Default)]
+struct Text(String);
+
+impl Text {
+    const LABEL: usize = 36;
+
+    fn line(&mut self, s: String) {
+        self.0.push_str(&s);
+        self.0.push('\n');
+    }
+
+    fn head(&mut self, s: &str) {
+        self.0.push('\n');
+        self.line(s.into());
+    }
+
+    fn pair(&mut self, label: &str, value: &str) {
+        let _ = writeln!(self.0, "  {label:<w$} {value}", w = Self::LABEL);
+    }
+
+    fn count(&mut self, label: &str, n: u64) {
+        let _ = writeln!(
+            self.0,
+            "  {label:<w$} {:>13}",
+            thousands(n),
+            w = Self::LABEL
+        );
+    }
+}
+
+/// The class counters.
+fn lines(c: &Counters) -> Lines {
+    Lines {
+        lines_in: c.lines_in,
+        ignored: c.ignored,
+        invalid: c.invalid,
+        other: c.other,
+        aggregated: c.aggregated,
+        late: c.late,
+        skipped: c.skipped_total(),
+        skipped_by_reason: SkipReason::ALL
+            .iter()
+            .map(|r| (r.name().to_string(), c.skipped[*r as usize]))
+            .collect(),
+    }
+}
+
+/// A quantile as reported: the histogram's bucket bound rounded up to
+/// three significant digits (`450.4ms` reads `451ms`), never above the
+/// max: an upper bound at most 1.2 % above the true value.
+fn quantile(h: &super::Histogram, q: f64) -> u64 {
+    let v = h.quantile(q);
+    let digits = v.checked_ilog10().unwrap_or(0);
+    if digits < 3 {
+        return v;
+    }
+    let scale = 10u128.pow(digits - 2);
+    let up = u128::from(v).div_ceil(scale) * scale;
+    u64::try_from(up).unwrap_or(u64::MAX).min(h.max())
+}
+
+/// The reasons that occurred, with their counts.
+fn reasons(counts: &[u64; NoRow::KINDS]) -> Vec<(String, u64)> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(i, n)| (NoRow::name(i).to_string(), *n))
+        .collect()
+}
+
+/// A reason as the text report says it.
+fn reason_text(name: &str) -> String {
+    match name {
+        "no_service" => "no service for the target SFR".into(),
+        "no_reverse" => "no reverse series".into(),
+        "expired" => "expired by --cache-ttl".into(),
+        "unwritable" => "unwritable".into(),
+        null => format!("{} is null", null.trim_start_matches("null_")),
+    }
+}
+
+/// A series as `network_delays path=… source=… target=…`.
+fn describe(options: &Options, kind: Kind, key: &[u8]) -> String {
+    let [a, b, c] = crate::schema::decode(key);
+    let (measurement, names): (&str, [&str; 3]) = match kind {
+        Kind::Network => (&options.network_measurement, ["path", "source", "target"]),
+        Kind::Service => (
+            &options.service_measurement,
+            ["sfr", "endpoint", "sf_instance"],
+        ),
+    };
+    format!(
+        "{measurement} {}={} {}={} {}={}",
+        names[0],
+        a.escape_ascii(),
+        names[1],
+        b.escape_ascii(),
+        names[2],
+        c.escape_ascii()
+    )
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Go's `time.Duration.String()` of `ns`.
+fn go(ns: u64) -> String {
+    Duration::from_nanos(ns.min(i64::MAX as u64)).to_string()
+}
+
+/// An instant as RFC 3339 in UTC.
+fn time(ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, d) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(d);
+    }
+    out
+}
+
+/// Serializes pairs as a JSON object in their order.
+fn ordered<S: Serializer>(pairs: &[(String, u64)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(pairs.len()))?;
+    for (k, v) in pairs {
+        map.serialize_entry(k, v)?;
+    }
+    map.end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_have_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(100_800), "100,800");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn quantiles_round_up_to_three_digits() {
+        let mut h = super::super::Histogram::default();
+        h.record(450_363_391);
+        h.record(999);
+        h.record(500_000_000);
+        assert_eq!(quantile(&h, 0.01), 999);
+        let mid = quantile(&h, 0.5);
+        assert!((450_363_391..=451_000_000).contains(&mid), "{mid}");
+        assert_eq!(mid % 1_000_000, 0);
+        assert_eq!(quantile(&h, 1.0), 500_000_000);
+    }
+
+    #[test]
+    fn reasons_read_as_sentences() {
+        assert_eq!(reason_text("null_delay_reverse"), "delay_reverse is null");
+        assert_eq!(reason_text("no_service"), "no service for the target SFR");
+    }
+}
