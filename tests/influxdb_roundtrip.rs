@@ -4,7 +4,8 @@
 //! The test replays `testdata/golden/realistic/input.lp` through the binary,
 //! writes the whole output (passed-through lines and `e2e_delays` rows) to a
 //! private `influxd` over HTTP, then reads every `e2e_delays` row back and
-//! compares tags, the six float fields (bit for bit) and the timestamp with
+//! compares tags, the eight float fields (the six values and, with
+//! `--age-fields`, the two ages; bit for bit) and the timestamp with
 //! what the program wrote.
 //!
 //! The same server then answers every query of the Grafana dashboard
@@ -55,19 +56,21 @@ const TAGS: [&str; 5] = [
     "target_SFR",
 ];
 /// Field keys of an `e2e_delays` row, in the order the program writes.
-const FIELDS: [&str; 6] = [
+const FIELDS: [&str; 8] = [
     "delay_forward",
     "delay_reverse",
     "delay_service",
     "avg_request_size",
     "avg_response_size",
     "avg_bandwidth",
+    "reverse_age",
+    "service_age",
 ];
 
 /// A row's identity in InfluxDB: its tag values (in `TAGS` order) and time.
 type RowKey = (Vec<String>, i64);
 /// Rows by identity; values in `FIELDS` order.
-type Rows = BTreeMap<RowKey, [f64; 6]>;
+type Rows = BTreeMap<RowKey, [f64; 8]>;
 
 #[test]
 fn output_round_trips_through_influxdb() {
@@ -124,8 +127,9 @@ fn run_program() -> Vec<u8> {
     let out = Command::new(env!("CARGO_BIN_EXE_e2e-aggregator"))
         .arg("--replay")
         // One self-metrics line (a replay writes it at the end), for the
-        // dashboard's self-metrics panels.
-        .args(["--stats-interval", "1m"])
+        // dashboard's self-metrics panels; the ages, for its staleness
+        // panel (and to round-trip them too).
+        .args(["--stats-interval", "1m", "--age-fields"])
         .stdin(input)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -163,8 +167,8 @@ fn parse_program_rows(output: &[u8]) -> Rows {
 }
 
 /// Parses one `e2e_delays` row: the five tags sorted, with only `\ `, `\,`
-/// and `\=` escaped; the six fields in order, each a float; a timestamp.
-fn parse_row(line: &str) -> Result<(RowKey, [f64; 6]), String> {
+/// and `\=` escaped; the eight fields in order, each a float; a timestamp.
+fn parse_row(line: &str) -> Result<(RowKey, [f64; 8]), String> {
     if line.contains('\r') {
         return Err("carriage return".into());
     }
@@ -199,7 +203,7 @@ fn parse_row(line: &str) -> Result<(RowKey, [f64; 6]), String> {
             FIELDS.len()
         ));
     }
-    let mut values = [0.0; 6];
+    let mut values = [0.0; 8];
     for ((field, want), slot) in fields.iter().zip(FIELDS).zip(&mut values) {
         let (k, v) = field
             .split_once('=')
@@ -291,7 +295,7 @@ fn compare(expected: &Rows, stored: &Rows) {
     );
 }
 
-fn same_bits(a: &[f64; 6], b: &[f64; 6]) -> bool {
+fn same_bits(a: &[f64; 8], b: &[f64; 8]) -> bool {
     a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
@@ -790,6 +794,21 @@ mod dashboard {
             "Lines and rows by instance (totals since start)",
             "A",
             &["time", "lines_in", "aggregated", "rows_written", "late"],
+        ),
+        (
+            "Age of the reverse path and service used, per path direction",
+            "A",
+            &["time", "reverse_age", "service_age"],
+        ),
+        (
+            "Rows from cached inputs",
+            "A",
+            &["time", "rows_reverse_cached"],
+        ),
+        (
+            "Rows from cached inputs",
+            "B",
+            &["time", "rows_service_cached"],
         ),
     ];
 
