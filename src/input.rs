@@ -8,7 +8,8 @@
 //! - On the loop's thread, [`Input`] takes the parsed chunks back in order,
 //!   completes a record that spans chunks (it waits, without parsing, until
 //!   the bytes that can end it have arrived, then parses it once), applies
-//!   `--max-line-size` ([`LineLimit`]: one rule, one error), and numbers
+//!   `--max-line-size` to it ([`LineLimit`], the one rule the parse stage
+//!   also applies within a chunk), and numbers
 //!   lines and byte offsets. What it hands on is always a complete record.
 //! - A stop never invents a record from a fragment (SPEC.md, "Stop"): at a
 //!   signal, a regular file is read on to the end of the record under way,
@@ -24,8 +25,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 
 use crate::clock::Now;
-use crate::lp::{ErrorKind, Outcome, ParseError};
-use crate::records::{self, DelayPoint, Parsed, Rec, Splitter};
+use crate::lp::{ErrorKind, ParseError};
+use crate::records::{self, DelayPoint, LineLimit, Parsed, Rec, Splitter};
 use crate::settings::Settings;
 
 /// Bytes read from stdin at a time. Large reads keep syscalls off the hot
@@ -34,41 +35,6 @@ const CHUNK: usize = 256 * 1024;
 
 /// Parse workers: one per core of the machines this runs on.
 pub const WORKERS: usize = 2;
-
-/// `--max-line-size`: the longest record, line ending excluded. A longer
-/// record is invalid; parsing resumes after the first line feed at or past
-/// the limit, as after any other error.
-#[derive(Debug, Clone, Copy)]
-pub struct LineLimit(pub usize);
-
-impl LineLimit {
-    /// The error of a record over the limit.
-    pub fn error(self) -> ParseError {
-        ParseError {
-            kind: ErrorKind::TooLong,
-            offset: self.0,
-        }
-    }
-
-    /// Whether `read` bytes of a record, counted without a final `\r` (it
-    /// may be the start of its line ending), exceed the limit.
-    fn exceeded(self, record: &[u8], read: usize) -> bool {
-        let cr = read > 0 && record.get(read - 1) == Some(&b'\r');
-        read - usize::from(cr) > self.0
-    }
-
-    /// The parser's outcome for the record at the start of `rest`, with
-    /// the limit applied: a record whose body is over it, or that the
-    /// parser read past it before finding an error, is too long. A record
-    /// still open is judged when it grows ([`Input`]).
-    pub fn judge(self, rest: &[u8], outcome: Outcome) -> Outcome {
-        match outcome {
-            Outcome::Record(r) if r.body > self.0 => Outcome::Invalid(self.error()),
-            Outcome::Invalid(e) if self.exceeded(rest, e.offset) => Outcome::Invalid(self.error()),
-            other => other,
-        }
-    }
-}
 
 /// A complete record, as the engine receives it.
 #[derive(Debug, Clone, Copy)]

@@ -10,10 +10,44 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use crate::input::LineLimit;
-use crate::lp::{self, Escaped, Outcome, ParseError, RecordKind, Value, Visitor};
+use crate::lp::{self, ErrorKind, Escaped, Outcome, ParseError, RecordKind, Value, Visitor};
 use crate::schema::{Kind, SeriesKey, Values};
 use crate::settings::Settings;
+
+/// `--max-line-size`: the longest record, line ending excluded. A longer
+/// record is invalid; parsing resumes after the first line feed at or past
+/// the limit, as after any other error.
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimit(pub usize);
+
+impl LineLimit {
+    /// The error of a record over the limit.
+    pub fn error(self) -> ParseError {
+        ParseError {
+            kind: ErrorKind::TooLong,
+            offset: self.0,
+        }
+    }
+
+    /// Whether `read` bytes of a record, counted without a final `\r` (it
+    /// may be the start of its line ending), exceed the limit.
+    pub fn exceeded(self, record: &[u8], read: usize) -> bool {
+        let cr = read > 0 && record.get(read - 1) == Some(&b'\r');
+        read - usize::from(cr) > self.0
+    }
+
+    /// The parser's outcome for the record at the start of `rest`, with
+    /// the limit applied: a record whose body is over it, or that the
+    /// parser read past it before finding an error, is too long. A record
+    /// still open is judged when it grows ([`Input`]).
+    pub fn judge(self, rest: &[u8], outcome: Outcome) -> Outcome {
+        match outcome {
+            Outcome::Record(r) if r.body > self.0 => Outcome::Invalid(self.error()),
+            Outcome::Invalid(e) if self.exceeded(rest, e.offset) => Outcome::Invalid(self.error()),
+            other => other,
+        }
+    }
+}
 
 /// A delay point as the engine needs it.
 #[derive(Debug, Clone)]
