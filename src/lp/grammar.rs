@@ -309,18 +309,22 @@ fn scan_point<'a, V: Visitor<'a>>(i: &'a [u8], v: &mut V) -> Res<'a, Shape> {
             Some(b't' | b'T' | b'f' | b'F') => boolean(after)?,
             _ => return fail(after, ErrorKind::BadFieldValue),
         };
+        let next = match r.split_first() {
+            Some((b',', after)) => Some(after),
+            Some((&b, _)) if !(b == b'\n' || b == b'\r' || is_ws(b)) => {
+                return fail(r, ErrorKind::BadFieldEnd)
+            }
+            _ => None,
+        };
         if let Value::String(s) = value {
             lines += memchr::memchr_iter(b'\n', s).count();
         }
         if wanted {
             v.field(key, value);
         }
-        match r.split_first() {
-            Some((b',', after)) => i = after,
-            Some((&b, _)) if !(b == b'\n' || b == b'\r' || is_ws(b)) => {
-                return fail(r, ErrorKind::BadFieldEnd)
-            }
-            _ => {
+        match next {
+            Some(after) => i = after,
+            None => {
                 i = r;
                 break;
             }
