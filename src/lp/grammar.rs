@@ -38,15 +38,16 @@
 //! elements, dispatching on a byte where the grammar tries alternatives.
 //! It reads each leaf (an element, a number, a string, a timestamp)
 //! through that leaf's fast path: a table-driven scan from [`super::scan`],
-//! eight bytes at a time where it can. A leaf's fast path only ever
-//! accepts: on anything it does not handle, an error included, it gives up
-//! and the leaf's combinators read the same bytes again. With
+//! eight bytes at a time where it can. A leaf's fast path accepts (and a
+//! string's also reports the input ending inside it): on anything else,
+//! an error included, it gives up and the leaf's combinators read the same
+//! bytes again. With
 //! [`super::Path::General`] the grammar runs alone; `tests/lp_differential.rs`
 //! and the `differential` fuzz target check that both read every input
 //! alike, error kind and offset included.
 
 use nom::branch::alt;
-use nom::bytes::complete::{take_till, take_till1, take_while, take_while1, take_while_m_n};
+use nom::bytes::complete::{take_till, take_while, take_while1, take_while_m_n};
 use nom::character::complete::{digit0, digit1};
 use nom::combinator::{cut, eof, opt, peek, recognize, value};
 use nom::error::ParseError as _;
@@ -256,16 +257,19 @@ fn point<'a, V: Visitor<'a>>(i: &'a [u8], v: &mut V) -> Res<'a, Shape> {
     Ok((i, (RecordKind::Point, lines, ending)))
 }
 
-/// Fast path for [`record`]: the same grammar as a plain loop. It skips
-/// nom's combinators between the elements (chaining them through
-/// `fold_many0`, `alt` and `separated_pair` costs about 15% more
-/// instructions for the whole program on `medium.lp`): it dispatches on the
-/// first byte where the grammar tries alternatives, finds a comment's end
-/// with `memchr`, and reads each leaf through that leaf's own fast path,
-/// which falls back to the leaf's combinators on anything unusual. Every
-/// error it reports itself is the one `point` reports at the same byte.
-/// Proven equivalent by `tests/lp_differential.rs` and the `differential`
-/// fuzz target (visitor calls, record extent, error kind and offset).
+/// Fast path for [`record`] and [`point`]: the same grammar as a plain
+/// loop. It skips nom's combinators between the elements (`alt` over the
+/// kinds of record and of field value, `fold_many0`, `separated_pair`,
+/// `terminated`, `opt`), which cost about 15% more instructions for the
+/// whole program (cachegrind, 100k lines of `medium.lp`): it dispatches on
+/// the first byte where the grammar tries alternatives, finds a comment's
+/// end with `memchr`, and reads each leaf through that leaf's own fast
+/// path, which falls back to the leaf's combinators on anything unusual.
+/// Every error it reports itself is the one `point` reports at the same
+/// byte, and it reports a field to the visitor only once the field's end
+/// is checked, as `field` does. Proven equivalent by
+/// `tests/lp_differential.rs` and the `differential` fuzz target (visitor
+/// calls, record extent, error kind and offset).
 #[inline(always)]
 fn scan_record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Res<'a, Shape> {
     let (i, _) = ws0(input)?;
@@ -516,17 +520,33 @@ fn string(i: &[u8]) -> Res<'_, Value<'_>> {
 #[inline(always)]
 fn string_body<const FAST: bool>(i: &[u8]) -> Res<'_, &[u8]> {
     if FAST {
-        if let Some(found) = scan_string(i) {
-            return Ok(found);
+        if let Some(read) = scan_string(i) {
+            return read;
         }
     }
-    let run = take_till1(|b| b == b'"' || b == b'\\');
     terminated(
-        recognize(fold_many0(alt((run, string_escape)), || (), |(), _| ())),
+        recognize(fold_many0(
+            alt((string_run, string_escape)),
+            || (),
+            |(), _| (),
+        )),
         // Runs and escapes stop only at a quote or at the end of input.
         expect(ErrorKind::UnterminatedString, lit(b"\"")),
     )
     .parse(i)
+}
+
+/// `1*(any byte but "\" or DQUOTE)`: nom's `take_till1`, with `memchr2`,
+/// because a stream delivers a long string in pieces and the grammar reads
+/// each unterminated piece to its end.
+fn string_run(i: &[u8]) -> Res<'_, &[u8]> {
+    match memchr::memchr2(b'"', b'\\', i).unwrap_or(i.len()) {
+        0 => Err(nom::Err::Error(NomError::from_error_kind(
+            i,
+            nom::error::ErrorKind::TakeTill1,
+        ))),
+        n => Ok((&i[n..], &i[..n])),
+    }
 }
 
 /// `"\\" | "\" DQUOTE`; a backslash that ends the input leaves the string
@@ -545,20 +565,28 @@ fn string_escape(i: &[u8]) -> Res<'_, &[u8]> {
 }
 
 /// Fast path for [`string_body`]. Skips the combinators: `memchr2` jumps
-/// to the next quote or backslash. Gives up on a bad escape and on an
-/// unterminated string, which the grammar then reports. Proven equivalent
-/// by `tests/lp_differential.rs` and the `differential` fuzz target.
+/// to the next quote or backslash. Gives up on a bad escape, which the
+/// grammar then reports. The one error it reports itself is the input
+/// ending inside the string: a stream delivers a long string in pieces and
+/// every piece but the last ends so, and the grammar would find that only
+/// by reading the piece again. Proven equivalent by
+/// `tests/lp_differential.rs` and the `differential` fuzz target.
 #[inline(always)]
-fn scan_string(body: &[u8]) -> Option<(&[u8], &[u8])> {
+fn scan_string(body: &[u8]) -> Option<Res<'_, &[u8]>> {
+    let unterminated = || fail(&body[body.len()..], ErrorKind::UnterminatedString);
     let mut p = 0;
     loop {
-        p += memchr::memchr2(b'"', b'\\', &body[p..])?;
+        let Some(k) = memchr::memchr2(b'"', b'\\', &body[p..]) else {
+            return Some(unterminated());
+        };
+        p += k;
         if body[p] == b'"' {
-            return Some((&body[p + 1..], &body[..p]));
+            return Some(Ok((&body[p + 1..], &body[..p])));
         }
         match body.get(p + 1) {
             Some(b'\\' | b'"') => p += 2,
-            _ => return None,
+            None => return Some(unterminated()),
+            Some(_) => return None,
         }
     }
 }

@@ -6,8 +6,9 @@
 //! The parser is zero-copy: every element borrows from the input and is
 //! unescaped only on request, and a caller that just validates a line gets
 //! no values at all. [`grammar`] is the grammar, in nom combinators, with
-//! table-driven fast paths for its leaves (`scan.rs`); [`parse`] is its
-//! interface ([`parse_record`], the [`Visitor`]); [`write`] is the output.
+//! fast paths beside its productions (a plain record loop, and table-driven
+//! scans from `scan.rs` for its leaves); [`parse`] is its interface
+//! ([`parse_record`], the [`Visitor`], [`Path`]); [`write`] is the output.
 
 pub mod error;
 pub mod grammar;

@@ -130,8 +130,12 @@ mod tests {
     use super::*;
     use crate::lp::error::ErrorKind;
 
+    /// The outcome, the same by both paths.
     fn outcome(input: &str) -> Outcome {
-        parse_record(input.as_bytes(), true, &mut Validate)
+        let fast = parse_record(input.as_bytes(), true, &mut Validate);
+        let general = parse_record_with(Path::General, input.as_bytes(), true, &mut Validate);
+        assert_eq!(fast, general, "{input:?}");
+        fast
     }
 
     fn error(input: &str) -> (ErrorKind, usize) {
