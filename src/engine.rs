@@ -88,6 +88,13 @@ impl<O: Observer> Engine<O> {
                 self.counters.other += 1;
                 self.pass(body);
             }
+            Class::Others { bytes, records } => {
+                // The rest of a run of pass-through lines: one copy.
+                self.counters.lines_in += records - 1;
+                self.counters.other += records;
+                self.counters.passed += records;
+                self.out.extend_from_slice(bytes);
+            }
             Class::Delay { body, point, key } => self.delay(point, key, record.line, body, now),
             Class::Invalid { err, text } => {
                 self.counters.invalid += 1;

@@ -61,6 +61,14 @@ pub enum Class<'a> {
         /// The line without its ending.
         body: &'a [u8],
     },
+    /// Consecutive valid lines of other measurements, each ending in `\n`:
+    /// passed through as one copy of `bytes` (a run of [`Class::Other`]).
+    Others {
+        /// The lines, each with its `\n`.
+        bytes: &'a [u8],
+        /// How many records.
+        records: u64,
+    },
     /// A valid delay point.
     Delay {
         /// The line without its ending.
@@ -219,8 +227,19 @@ impl Input {
         apply: &mut impl FnMut(Record<'_>),
     ) {
         let mut pos = 0;
+        let mut run = Run::default();
         for rec in &parsed.records {
             let rest = &buf[pos..];
+            if let Rec::Other { body, len, lines } = rec {
+                // The common case: a line that ends in `\n` is written as
+                // it stands, together with its neighbours.
+                if *len == body + 1 && rest[*body] == b'\n' {
+                    run.push(pos, *len, *lines);
+                    pos += len;
+                    continue;
+                }
+            }
+            self.hand_on_run(buf, &mut run, apply);
             let (class, lines) = match rec {
                 Rec::Ignored { .. } => (Class::Ignored, 1),
                 Rec::Other { body, lines, .. } => (
@@ -254,12 +273,32 @@ impl Input {
             self.offset += rec.bytes() as u64;
             pos += rec.bytes();
         }
+        self.hand_on_run(buf, &mut run, apply);
         let rest = &buf[parsed.consumed..];
         if !rest.is_empty() && self.state == State::Boundary {
             self.pending.clear();
             self.pending.extend_from_slice(rest);
             self.state = State::Carrying;
         }
+    }
+
+    /// Hands on the run of pass-through lines gathered, if any.
+    fn hand_on_run(&mut self, buf: &[u8], run: &mut Run, apply: &mut impl FnMut(Record<'_>)) {
+        if run.records == 0 {
+            return;
+        }
+        let bytes = &buf[run.start..run.end];
+        apply(Record {
+            line: self.line,
+            offset: self.offset,
+            class: Class::Others {
+                bytes,
+                records: run.records,
+            },
+        });
+        self.line += run.lines;
+        self.offset += bytes.len() as u64;
+        *run = Run::default();
     }
 
     fn emit_invalid(&mut self, err: ParseError, text: &[u8], apply: &mut impl FnMut(Record<'_>)) {
@@ -292,6 +331,27 @@ impl Input {
             self.state = State::Boundary;
             self.parse_here(&buf[len..], false, apply);
         }
+    }
+}
+
+/// Consecutive pass-through lines of a chunk, gathered to be handed on as
+/// one [`Class::Others`].
+#[derive(Debug, Default)]
+struct Run {
+    start: usize,
+    end: usize,
+    records: u64,
+    lines: u64,
+}
+
+impl Run {
+    fn push(&mut self, pos: usize, len: usize, lines: usize) {
+        if self.records == 0 {
+            self.start = pos;
+        }
+        self.end = pos + len;
+        self.records += 1;
+        self.lines += lines as u64;
     }
 }
 
@@ -599,6 +659,7 @@ fn wait(stop: &UnixStream, stopping: bool) -> io::Result<(bool, bool)> {
 mod tests {
     use super::*;
     use crate::config::Options;
+    use crate::lp::{parse_record, Outcome, Validate};
 
     /// Feeds `input` in pieces of `size` and lists what is handed on.
     fn records(input: &[u8], size: usize, end: End, flags: &[&str]) -> Vec<String> {
@@ -610,6 +671,23 @@ mod tests {
             let what = match r.class {
                 Class::Ignored => "ignored".to_string(),
                 Class::Other { body } => format!("other {}", body.escape_ascii()),
+                Class::Others { bytes, records } => {
+                    // Listed as the records it runs over, so that the list
+                    // does not depend on chunking.
+                    let (mut line, mut offset, mut rest) = (r.line, r.offset, bytes);
+                    for _ in 1..records {
+                        let Outcome::Record(rec) = parse_record(rest, false, &mut Validate) else {
+                            panic!("a run holds whole records");
+                        };
+                        let body = rest[..rec.body].escape_ascii();
+                        seen.push(format!("{line}@{offset}: other {body}"));
+                        (line, offset) = (line + rec.lines as u64, offset + rec.len as u64);
+                        rest = &rest[rec.len..];
+                    }
+                    let body = rest[..rest.len() - 1].escape_ascii();
+                    seen.push(format!("{line}@{offset}: other {body}"));
+                    return;
+                }
                 Class::Delay { body, .. } => format!("delay {}", body.escape_ascii()),
                 // The text is what was in hand: it depends on chunking.
                 Class::Invalid { err, .. } => format!("invalid {:?}", err.kind),
