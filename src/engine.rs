@@ -314,9 +314,10 @@ impl<O: Observer> Engine<O> {
             let observer = &mut self.observer;
             let result = self
                 .join
-                .close(start, window, &mut self.out, |series, verdict| {
+                .close(start, &window, &mut self.out, |series, verdict| {
                     observer.joined(start, series, verdict);
                 });
+            self.windows.recycle(window);
             self.counters.rows_written += result.rows;
             self.counters.rows_reverse_cached += result.reverse_cached;
             self.counters.rows_service_cached += result.service_cached;

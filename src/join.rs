@@ -230,7 +230,7 @@ impl Join {
     pub fn close(
         &mut self,
         start: WindowStart,
-        window: Window,
+        window: &Window,
         out: &mut Vec<u8>,
         mut seen: impl FnMut(&NetworkSeries<'_>, Result<(), NoRow>),
     ) -> Closed {
@@ -248,7 +248,7 @@ impl Join {
                 expired.network.remove(&key_hash(key.as_bytes()));
             }
         }
-        self.update_services(&window, end);
+        self.update_services(window, end);
 
         let mut forward: Vec<_> = window
             .network
