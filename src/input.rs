@@ -251,6 +251,7 @@ impl Input {
                 Rec::Delay {
                     body, lines, point, ..
                 } => {
+                    let point = &parsed.points[*point];
                     let key = point.key.clone().map(|k| &parsed.keys[k]);
                     let body = &rest[..*body];
                     (Class::Delay { body, point, key }, *lines)
