@@ -4,7 +4,8 @@
 //! The table `testdata/lp-conformance.jsonl` is derived from
 //! `../shared/lp-conformance/corpus.jsonl` by `scripts/conformance-table.py`
 //! (its header documents the format). For every case, `parse_all` runs on the
-//! input bytes and:
+//! input bytes, once through the fast paths (what production uses) and once
+//! with the general nom grammar alone (`Path::General`), and each time:
 //! - the `Ok` points must equal Telegraf's points, in order: measurement
 //!   bytes, tags map, fields (type and value, in Telegraf's field order;
 //!   floats by bits, any NaN equal to any NaN; strings by bytes, or by length
@@ -24,7 +25,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
-use e2e_aggregator::lp::{parse_all, ErrorKind, OwnedValue, ParseError, Point};
+use e2e_aggregator::lp::{parse_all_with, ErrorKind, OwnedValue, ParseError, Path, Point};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -377,8 +378,8 @@ enum Verdict {
     Differ(Vec<String>),
 }
 
-fn judge(case: &Case, stricter: Option<&str>) -> Verdict {
-    let result = catch_unwind(AssertUnwindSafe(|| parse_all(&case.input)));
+fn judge(case: &Case, stricter: Option<&str>, path: Path) -> Verdict {
+    let result = catch_unwind(AssertUnwindSafe(|| parse_all_with(path, &case.input)));
     let results = match result {
         Ok(r) => r,
         Err(panic) => {
@@ -565,28 +566,36 @@ fn parser_reads_every_case_as_telegraf_stream_does() {
         );
     }
 
-    let (mut agree, mut stricter) = (0, 0);
-    let mut differ: Vec<String> = Vec::new();
-    for case in &cases {
-        match judge(case, listed.get(case.id.as_str()).copied()) {
-            Verdict::Agree => agree += 1,
-            Verdict::Stricter => stricter += 1,
-            Verdict::Differ(why) => {
-                let mut s = format!("{}: input {}", case.id, show_bytes(&case.input));
-                for w in why {
-                    let _ = write!(s, "\n    {w}");
+    let mut all_differ = 0;
+    for (path, name) in [
+        (Path::Fast, "fast path"),
+        (Path::General, "general grammar"),
+    ] {
+        let (mut agree, mut stricter) = (0, 0);
+        let mut differ: Vec<String> = Vec::new();
+        for case in &cases {
+            match judge(case, listed.get(case.id.as_str()).copied(), path) {
+                Verdict::Agree => agree += 1,
+                Verdict::Stricter => stricter += 1,
+                Verdict::Differ(why) => {
+                    let mut s = format!("{}: input {}", case.id, show_bytes(&case.input));
+                    for w in why {
+                        let _ = write!(s, "\n    {w}");
+                    }
+                    differ.push(s);
                 }
-                differ.push(s);
             }
         }
-    }
 
-    println!(
-        "conformance: {agree} agree, {stricter} stricter (listed), {} differ",
-        differ.len()
-    );
-    for d in &differ {
-        println!("{d}");
+        println!(
+            "conformance: {agree} agree, {stricter} stricter (listed), {} differ ({name})",
+            differ.len()
+        );
+        for d in &differ {
+            println!("{d}");
+        }
+        assert_eq!(agree + stricter + differ.len(), cases.len());
+        all_differ += differ.len();
     }
     assert_eq!(
         cases.len(),
@@ -594,9 +603,7 @@ fn parser_reads_every_case_as_telegraf_stream_does() {
         "the table should hold every case of the corpus"
     );
     assert!(
-        differ.is_empty(),
-        "{} case(s) differ from Telegraf's stream verdict",
-        differ.len()
+        all_differ == 0,
+        "{all_differ} case(s) differ from Telegraf's stream verdict"
     );
-    assert_eq!(agree + stricter, cases.len());
 }

@@ -37,6 +37,21 @@ fn wait(mut child: Child) -> std::process::ExitStatus {
     }
 }
 
+/// Sends SIGTERM, then reads the rest of stdout and all of stderr and
+/// waits for the exit.
+fn stop(
+    mut child: Child,
+    mut stdout: std::process::ChildStdout,
+) -> (Vec<u8>, String, std::process::ExitStatus) {
+    term(&child);
+    let mut rest = Vec::new();
+    stdout.read_to_end(&mut rest).unwrap();
+    let mut stderr = String::new();
+    let mut pipe = child.stderr.take().unwrap();
+    pipe.read_to_string(&mut stderr).unwrap();
+    (rest, stderr, wait(child))
+}
+
 #[test]
 fn a_signal_during_a_file_replay_stops_at_a_line_end() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,16 +73,8 @@ fn a_signal_during_a_file_replay_stops_at_a_line_end() {
     // stop it and read the rest.
     let mut out = vec![0; 1 << 20];
     stdout.read_exact(&mut out).unwrap();
-    term(&child);
-    stdout.read_to_end(&mut out).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = wait(child);
+    let (rest, stderr, status) = stop(child, stdout);
+    out.extend(rest);
 
     assert!(status.success(), "{status:?} {stderr}");
     assert!(
@@ -106,17 +113,7 @@ fn a_signal_while_a_pipe_writer_is_mid_line_drops_the_fragment() {
     let mut first = [0; 10];
     stdout.read_exact(&mut first).unwrap();
     assert_eq!(&first, b"cpu v=1 1\n");
-    term(&child);
-    let mut rest = Vec::new();
-    stdout.read_to_end(&mut rest).unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = wait(child);
+    let (rest, stderr, status) = stop(child, stdout);
     drop(stdin);
 
     assert!(status.success(), "{status:?} {stderr}");

@@ -117,8 +117,10 @@ pub(crate) struct NomError<'a> {
 
 impl<'a> nom::error::ParseError<&'a [u8]> for NomError<'a> {
     fn from_error_kind(rest: &'a [u8], _: nom::error::ErrorKind) -> Self {
-        // Only reached through a nom combinator that fails on its own; our
-        // own parsers always name the kind.
+        // A nom combinator failing on its own (`tag`, `take_while1`, ...):
+        // where such a failure can end a record, the grammar wraps the
+        // combinator in `expect`, which names the kind; elsewhere it only
+        // makes an `alt` or `opt` try the next branch.
         NomError {
             kind: ErrorKind::BadFieldValue,
             rest,

@@ -5,15 +5,22 @@
 //!
 //! The parser is zero-copy: every element borrows from the input and is
 //! unescaped only on request, and a caller that just validates a line gets
-//! no values at all. See [`parse`] for the grammar and [`write`] for output.
+//! no values at all. [`grammar`] is the grammar, in nom combinators, with
+//! fast paths beside its productions (a plain record loop, and table-driven
+//! scans from `scan.rs` for its leaves); [`parse`] is its interface
+//! ([`parse_record`], the [`Visitor`], [`Path`]); [`write`] is the output.
 
 pub mod error;
+pub mod grammar;
 pub mod parse;
+mod scan;
 pub mod value;
 pub mod write;
 
 pub use error::{ErrorKind, ParseError};
-pub use parse::{parse_record, Outcome, Record, RecordKind, Validate, Visitor};
+pub use parse::{
+    parse_record, parse_record_with, Outcome, Path, Record, RecordKind, Validate, Visitor,
+};
 pub use value::{Escaped, Number, Value};
 
 /// A field value owned, as a test or a tool compares it.
@@ -76,15 +83,63 @@ impl<'a> Visitor<'a> for Point {
     }
 }
 
+/// Every call a parser makes on its visitor, in order, as written: what
+/// the differential tests compare between [`Path::Fast`] and
+/// [`Path::General`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Trace<'a> {
+    /// What `measurement` answers: whether tags and fields are reported.
+    pub want: bool,
+    /// The calls.
+    pub calls: Vec<Call<'a>>,
+}
+
+/// One call on a [`Visitor`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Call<'a> {
+    /// `measurement`.
+    Measurement(Escaped<'a>),
+    /// `tag`.
+    Tag(Escaped<'a>, Escaped<'a>),
+    /// `field`.
+    Field(Escaped<'a>, Value<'a>),
+    /// `timestamp`.
+    Timestamp(i64),
+}
+
+impl<'a> Visitor<'a> for Trace<'a> {
+    fn measurement(&mut self, name: Escaped<'a>) -> bool {
+        self.calls.push(Call::Measurement(name));
+        self.want
+    }
+
+    fn tag(&mut self, key: Escaped<'a>, value: Escaped<'a>) {
+        self.calls.push(Call::Tag(key, value));
+    }
+
+    fn field(&mut self, key: Escaped<'a>, value: Value<'a>) {
+        self.calls.push(Call::Field(key, value));
+    }
+
+    fn timestamp(&mut self, ts: i64) {
+        self.calls.push(Call::Timestamp(ts));
+    }
+}
+
 /// Parses a whole input the way Telegraf's `StreamParser` does: every
 /// record in order, a point or an error for each one that is not blank or a
 /// comment, resuming after the next line feed after an error.
 pub fn parse_all(input: &[u8]) -> Vec<Result<Point, ParseError>> {
+    parse_all_with(Path::Fast, input)
+}
+
+/// [`parse_all`] by the given [`Path`].
+pub fn parse_all_with(path: Path, input: &[u8]) -> Vec<Result<Point, ParseError>> {
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < input.len() {
         let mut point = Point::default();
-        match parse_record(&input[pos..], true, &mut point) {
+        match parse_record_with(path, &input[pos..], true, &mut point) {
             Outcome::Record(rec) => {
                 if rec.kind == RecordKind::Point {
                     out.push(Ok(point));
