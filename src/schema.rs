@@ -353,6 +353,23 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_needs_every_byte_of_the_name() {
+        for kind in [Kind::Network, Kind::Service] {
+            for (is_tag, names) in [(true, &kind.key_tags()[..]), (false, kind.fields())] {
+                for name in names {
+                    for k in 0..name.len() {
+                        let mut other = name.to_vec();
+                        other[k] ^= 0x20;
+                        assert_eq!(kind.slot(is_tag, &other), None, "{other:?}");
+                    }
+                    assert_eq!(kind.slot(is_tag, &name[1..]), None);
+                    assert_eq!(kind.slot(is_tag, &[name, &b"x"[..]].concat()), None);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn keys_round_trip_any_bytes() {
         let key = SeriesKey::new([b"a\0b", b"", b"\xff,="]);
         assert_eq!(key.parts(), [&b"a\0b"[..], b"", b"\xff,="]);
