@@ -18,7 +18,10 @@
 //! - `engine`: the whole engine (parse, window update, close, join, rows) in
 //!   a replay with `--drop-original`, fed in 256 KiB chunks cut at a line feed
 //!   as the stdin reader does: ~10k delay lines only, and a mixed buffer in
-//!   which half the lines are system metrics.
+//!   which half the lines are system metrics; and the mixed buffer without
+//!   `--drop-original` (`mixed_20k_passed`), where every line is written
+//!   too: runs of pass-through lines handed on and copied as one range,
+//!   delay lines one by one.
 //!
 //! Throughput is reported in MB/s (10^6 bytes, `Throughput::BytesDecimal`),
 //! the unit of `scripts/throughput.sh` and of the shared yardstick.
@@ -340,17 +343,19 @@ fn run_engine(setup: &Setup, chunks: &[&[u8]]) -> usize {
 }
 
 fn engine(c: &mut Criterion) {
-    let setup = Setup::new("--drop-original");
     let mut g = c.benchmark_group("engine");
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(3));
     // One iteration takes milliseconds: flat sampling fits 20 samples in 3 s.
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(20);
-    for (name, buf) in [
-        ("delay_10k", workload(10_000, false)),
-        ("mixed_20k", workload(10_000, true)),
+    let mixed = workload(10_000, true);
+    for (name, flags, buf) in [
+        ("delay_10k", "--drop-original", workload(10_000, false)),
+        ("mixed_20k", "--drop-original", mixed.clone()),
+        ("mixed_20k_passed", "", mixed),
     ] {
+        let setup = Setup::new(flags);
         let parts = chunks(&buf);
         // Sanity: every delay point aggregated, rows written.
         let check = setup.replay(&parts).expect("identity holds");

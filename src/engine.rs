@@ -88,6 +88,13 @@ impl<O: Observer> Engine<O> {
                 self.counters.other += 1;
                 self.pass(body);
             }
+            Class::Others { bytes, records } => {
+                // The rest of a run of pass-through lines: one copy.
+                self.counters.lines_in += records - 1;
+                self.counters.other += records;
+                self.counters.passed += records;
+                self.out.extend_from_slice(bytes);
+            }
             Class::Delay { body, point, key } => self.delay(point, key, record.line, body, now),
             Class::Invalid { err, text } => {
                 self.counters.invalid += 1;
@@ -307,9 +314,10 @@ impl<O: Observer> Engine<O> {
             let observer = &mut self.observer;
             let result = self
                 .join
-                .close(start, window, &mut self.out, |series, verdict| {
+                .close(start, &window, &mut self.out, |series, verdict| {
                     observer.joined(start, series, verdict);
                 });
+            self.windows.recycle(window);
             self.counters.rows_written += result.rows;
             self.counters.rows_reverse_cached += result.reverse_cached;
             self.counters.rows_service_cached += result.service_cached;

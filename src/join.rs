@@ -88,6 +88,8 @@ pub struct Closed {
 struct Row<'a> {
     /// The service behind the target.
     service: &'a SvcEntry,
+    /// The measurement and tags as written.
+    series: &'a [u8],
     /// The six values, in [`field::ROW`] order.
     values: [f64; 6],
     /// When the reverse latency was last updated (its window's end).
@@ -108,6 +110,62 @@ fn key_hash(key: &[u8]) -> u64 {
     FixedState::with_seed(0).hash_one(key)
 }
 
+/// A service instance: endpoint and sf_instance.
+type Instance = (Box<[u8]>, Box<[u8]>);
+
+/// What a forward series' rows share, worked out once per (series,
+/// service instance) and reused while the SFR's winning instance stays the
+/// same: the reverse path's key, and the row's measurement and tags as
+/// written (escaped, checked portable and short enough for InfluxDB).
+#[derive(Debug, Clone)]
+struct RowText {
+    /// The key of the same path in the other direction.
+    reverse: Box<[u8]>,
+    /// The instance `series` was prepared for (`None`: not yet).
+    service: Option<Instance>,
+    /// The measurement and tags as written, or why they cannot be.
+    series: Result<Vec<u8>, &'static str>,
+}
+
+impl RowText {
+    fn new(series: &NetworkSeries<'_>) -> RowText {
+        let mut reverse = Vec::new();
+        series.reverse_key(&mut reverse);
+        RowText {
+            reverse: reverse.into(),
+            service: None,
+            series: Err("not prepared"),
+        }
+    }
+
+    /// The series text for a row with `service`, prepared if the service
+    /// instance changed.
+    fn series(
+        &mut self,
+        join: &Join,
+        series: &NetworkSeries<'_>,
+        service: &SvcEntry,
+    ) -> Result<&[u8], &'static str> {
+        let same = self
+            .service
+            .as_ref()
+            .is_some_and(|(e, i)| **e == *service.endpoint && **i == *service.sf_instance);
+        if !same {
+            let tags = tags(series, service);
+            self.series = join.check_tags(&tags).map(|()| {
+                let mut text = Vec::new();
+                let mut line = Line::new(&mut text, &join.settings.output);
+                for (k, v) in tags {
+                    line = line.tag(k, v);
+                }
+                text
+            });
+            self.service = Some((service.endpoint.clone(), service.sf_instance.clone()));
+        }
+        self.series.as_deref().map_err(|e| *e)
+    }
+}
+
 /// The caches of the join.
 #[derive(Debug, Clone)]
 pub struct Join {
@@ -115,6 +173,9 @@ pub struct Join {
     network: HashMap<SeriesKey, NetEntry>,
     /// Services by SFR.
     service: HashMap<Box<[u8]>, SvcEntry>,
+    /// The row text of forward series that are in `network` (derived:
+    /// not saved in a state file).
+    rows: HashMap<SeriesKey, RowText>,
     settings: Arc<Settings>,
     /// Freed keys, when remembered.
     expired: Option<Box<Expired>>,
@@ -131,6 +192,7 @@ impl Join {
         Join {
             network: caches.network,
             service: caches.service,
+            rows: HashMap::default(),
             settings,
             expired: None,
         }
@@ -168,7 +230,7 @@ impl Join {
     pub fn close(
         &mut self,
         start: WindowStart,
-        window: Window,
+        window: &Window,
         out: &mut Vec<u8>,
         mut seen: impl FnMut(&NetworkSeries<'_>, Result<(), NoRow>),
     ) -> Closed {
@@ -186,22 +248,26 @@ impl Join {
                 expired.network.remove(&key_hash(key.as_bytes()));
             }
         }
-        self.update_services(&window, end);
+        self.update_services(window, end);
 
         let mut forward: Vec<_> = window
             .network
             .iter()
-            .map(|(key, means)| (key.network(), means))
+            .map(|(key, means)| (key.network(), key, means))
             .collect();
         forward.sort_unstable_by(|a, b| a.0.cmp(&b.0));
 
         let mut closed = Closed::default();
-        let mut reverse_key = Vec::new();
-        for (series, means) in forward {
-            let verdict = self.verdict(&series, means, &mut reverse_key);
+        let mut rows = std::mem::take(&mut self.rows);
+        for (series, key, means) in forward {
+            let text = match rows.get_mut(key.as_bytes()) {
+                Some(text) => text,
+                None => rows.entry(key.clone()).or_insert(RowText::new(&series)),
+            };
+            let verdict = self.verdict(&series, means, text);
             match &verdict {
                 Ok(row) => {
-                    self.write_row(out, start, &series, row);
+                    self.write_row(out, start, row);
                     closed.rows += 1;
                     closed.reverse_cached += u64::from(row.reverse_from != end);
                     closed.service_cached += u64::from(row.service.updated != end);
@@ -214,6 +280,7 @@ impl Join {
             }
             seen(&series, verdict.map(|_| ()));
         }
+        self.rows = rows;
         closed
     }
 
@@ -225,13 +292,12 @@ impl Join {
         &'a self,
         series: &NetworkSeries<'_>,
         means: &NetworkMeans,
-        reverse_key: &mut Vec<u8>,
+        text: &'a mut RowText,
     ) -> Result<Row<'a>, NoRow> {
-        reverse_key.clear();
-        series.reverse_key(reverse_key);
+        let reverse_key = &text.reverse;
         let (service, reverse) = match (
             self.service.get(series.target),
-            self.network.get(reverse_key.as_slice()),
+            self.network.get(&**reverse_key),
         ) {
             (Some(service), Some(reverse)) => (service, reverse),
             (None, _) if !self.was_expired(false, series.target) => return Err(NoRow::NoService),
@@ -249,14 +315,17 @@ impl Join {
         if let Some(null) = values.iter().position(Option::is_none) {
             return Err(NoRow::Null(null));
         }
-        let row = Row {
-            service,
-            values: values.map(Option::unwrap_or_default),
-            reverse_from: reverse.updated,
-        };
-        self.check(&tags(series, service), &row.values)
+        let values = values.map(Option::unwrap_or_default);
+        check_fields(&values).map_err(NoRow::Unwritable)?;
+        let series = text
+            .series(self, series, service)
             .map_err(NoRow::Unwritable)?;
-        Ok(row)
+        Ok(Row {
+            service,
+            series,
+            values,
+            reverse_from: reverse.updated,
+        })
     }
 
     /// Whether a key missing from the network (`network`) or service cache
@@ -271,17 +340,9 @@ impl Join {
     /// Writes a row; with `--age-fields`, how old its reverse latency and
     /// its service are: `end − updated` = this window's start − the start
     /// of the window the mean came from, in seconds.
-    fn write_row(
-        &self,
-        out: &mut Vec<u8>,
-        start: WindowStart,
-        series: &NetworkSeries<'_>,
-        row: &Row<'_>,
-    ) {
-        let mut line = Line::new(out, &self.settings.output);
-        for (k, v) in tags(series, row.service) {
-            line = line.tag(k, v);
-        }
+    fn write_row(&self, out: &mut Vec<u8>, start: WindowStart, row: &Row<'_>) {
+        out.extend_from_slice(row.series);
+        let mut line = Line::after_series(out);
         for (k, v) in field::ROW.iter().zip(row.values) {
             line = line.float(k, v);
         }
@@ -296,10 +357,15 @@ impl Join {
     }
 
     /// Why a row cannot be written in the portable subset, if it cannot.
+    #[cfg(test)]
     fn check(&self, tags: &[(&[u8], &[u8]); 5], fields: &[f64; 6]) -> Result<(), &'static str> {
-        if fields.iter().any(|f| !f.is_finite()) {
-            return Err("a mean is not finite");
-        }
+        check_fields(fields)?;
+        self.check_tags(tags)
+    }
+
+    /// Why a row's measurement and tags cannot be written in the portable
+    /// subset, if they cannot.
+    fn check_tags(&self, tags: &[(&[u8], &[u8]); 5]) -> Result<(), &'static str> {
         if tags.iter().any(|(_, v)| !is_portable(v)) {
             return Err("a tag value holds a backslash, a control character or invalid UTF-8");
         }
@@ -353,8 +419,17 @@ impl Join {
         };
         let live =
             |updated: WindowEnd| (i128::from(start.0) - i128::from(updated.0)) < i128::from(ttl);
+        let rows = &mut self.rows;
+        let mut free_row = |key: &SeriesKey| {
+            rows.remove(key.as_bytes());
+        };
         let Some(expired) = &mut self.expired else {
-            self.network.retain(|_, e| live(e.updated));
+            self.network.retain(|k, e| {
+                live(e.updated) || {
+                    free_row(k);
+                    false
+                }
+            });
             self.service.retain(|_, e| live(e.updated));
             return;
         };
@@ -366,6 +441,7 @@ impl Join {
         self.network.retain(|k, e| {
             live(e.updated) || {
                 remember(&mut expired.network, k.as_bytes());
+                free_row(k);
                 false
             }
         });
@@ -376,6 +452,14 @@ impl Join {
             }
         });
     }
+}
+
+/// Why a row's values cannot be written, if they cannot.
+fn check_fields(fields: &[f64; 6]) -> Result<(), &'static str> {
+    if fields.iter().any(|f| !f.is_finite()) {
+        return Err("a mean is not finite");
+    }
+    Ok(())
 }
 
 /// The tags of a row, sorted by key.

@@ -93,8 +93,9 @@ pub enum Rec {
         len: usize,
         /// Physical lines.
         lines: usize,
-        /// What it says.
-        point: DelayPoint,
+        /// What it says: its index in [`Parsed::points`] (kept apart so
+        /// that a record stays small: most are pass-through lines).
+        point: usize,
     },
     /// An invalid record.
     Invalid {
@@ -125,6 +126,8 @@ impl Rec {
 pub struct Parsed {
     /// The records, in order.
     pub records: Vec<Rec>,
+    /// The delay points, in order.
+    pub points: Vec<DelayPoint>,
     /// Encoded series keys of the delay points.
     pub keys: Vec<u8>,
     /// Bytes covered by `records`; the rest is a record that may continue
@@ -135,6 +138,7 @@ pub struct Parsed {
 impl Parsed {
     fn clear(&mut self) {
         self.records.clear();
+        self.points.clear();
         self.keys.clear();
         self.consumed = 0;
     }
@@ -173,12 +177,15 @@ impl Splitter {
                         len: r.len,
                         lines: r.lines,
                     },
-                    (RecordKind::Point, Some(kind)) => Rec::Delay {
-                        body: r.body,
-                        len: r.len,
-                        lines: r.lines,
-                        point: v.finish(kind, &mut out.keys),
-                    },
+                    (RecordKind::Point, Some(kind)) => {
+                        out.points.push(v.finish(kind, &mut out.keys));
+                        Rec::Delay {
+                            body: r.body,
+                            len: r.len,
+                            lines: r.lines,
+                            point: out.points.len() - 1,
+                        }
+                    }
                 },
                 Outcome::Invalid(err) => invalid(rest, err),
                 Outcome::NeedMore => break,
@@ -298,6 +305,10 @@ impl<'a> Visitor<'a> for DelayVisitor<'a, '_> {
     }
 }
 
+/// A record is written per line and read back on the loop's thread: keep
+/// it small (the delay points are in [`Parsed::points`]).
+const _: () = assert!(std::mem::size_of::<Rec>() <= 40);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,14 +323,7 @@ mod tests {
     fn points(input: &[u8]) -> (Parsed, Vec<DelayPoint>) {
         let mut parsed = Parsed::default();
         splitter().parse(input, true, &mut parsed);
-        let points = parsed
-            .records
-            .iter()
-            .filter_map(|r| match r {
-                Rec::Delay { point, .. } => Some(point.clone()),
-                _ => None,
-            })
-            .collect();
+        let points = parsed.points.clone();
         (parsed, points)
     }
 

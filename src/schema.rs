@@ -44,24 +44,36 @@ impl Kind {
         }
     }
 
-    /// The slot of a key tag (`is_tag`) or averaged field named `name`.
-    /// Matched as literals: a length switch and a word compare, no call.
+    /// The slot of a key tag (`is_tag`) or averaged field named `name`:
+    /// its position in [`Kind::key_tags`] or [`Kind::fields`]. Called for
+    /// every tag and field of every delay point, so no library call: a
+    /// length compare rules out most of the two or three candidates and
+    /// the one left is compared a word at a time ([`same_short`]).
     #[inline]
     pub fn slot(self, is_tag: bool, name: &[u8]) -> Option<usize> {
-        match (self, is_tag, name) {
-            (Kind::Network, true, tag::PATH) => Some(0),
-            (Kind::Network, true, tag::SOURCE) => Some(1),
-            (Kind::Network, true, tag::TARGET) => Some(2),
-            (Kind::Network, false, field::LATENCY) => Some(0),
-            (Kind::Network, false, field::BANDWIDTH) => Some(1),
-            (Kind::Service, true, tag::SFR) => Some(0),
-            (Kind::Service, true, tag::ENDPOINT) => Some(1),
-            (Kind::Service, true, tag::SF_INSTANCE) => Some(2),
-            (Kind::Service, false, field::RESPONSE_TIME) => Some(0),
-            (Kind::Service, false, field::REQUEST_SIZE) => Some(1),
-            (Kind::Service, false, field::RESPONSE_SIZE) => Some(2),
-            _ => None,
-        }
+        let names: &[&[u8]] = if is_tag {
+            self.key_tags()
+        } else {
+            self.fields()
+        };
+        names
+            .iter()
+            .position(|n| n.len() == name.len() && same_short(n, name))
+    }
+}
+
+/// Whether two byte strings of the same length are equal: for 4 to 16
+/// bytes, two overlapping loads from each end; otherwise bytewise.
+#[inline(always)]
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    debug_assert_eq!(a.len(), b.len());
+    let n = a.len();
+    let w8 = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    let w4 = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().unwrap_or([0; 4]));
+    match n {
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        _ => a == b,
     }
 }
 
@@ -338,6 +350,23 @@ mod tests {
             field::LONGEST_ROW,
             field::ROW.iter().map(|f| f.len()).max().unwrap()
         );
+    }
+
+    #[test]
+    fn a_slot_needs_every_byte_of_the_name() {
+        for kind in [Kind::Network, Kind::Service] {
+            for (is_tag, names) in [(true, &kind.key_tags()[..]), (false, kind.fields())] {
+                for name in names {
+                    for k in 0..name.len() {
+                        let mut other = name.to_vec();
+                        other[k] ^= 0x20;
+                        assert_eq!(kind.slot(is_tag, &other), None, "{other:?}");
+                    }
+                    assert_eq!(kind.slot(is_tag, &name[1..]), None);
+                    assert_eq!(kind.slot(is_tag, &[name, &b"x"[..]].concat()), None);
+                }
+            }
+        }
     }
 
     #[test]

@@ -47,7 +47,15 @@ pub struct Windows {
     /// The largest timestamp accepted into a window.
     max_ts: Option<i64>,
     pairs: usize,
+    /// Closed windows given back ([`Windows::recycle`]), emptied: their
+    /// maps keep their capacity, so a new window does not rehash as it
+    /// fills.
+    spare: Vec<Window>,
 }
+
+/// Closed windows kept for reuse: one is opened about as often as one
+/// closes.
+const SPARE: usize = 2;
 
 impl Windows {
     /// No window open yet. `period` is in ns.
@@ -58,6 +66,7 @@ impl Windows {
             closed_until: WindowEnd(i64::MIN),
             max_ts: None,
             pairs: 0,
+            spare: Vec::new(),
         }
     }
 
@@ -76,6 +85,7 @@ impl Windows {
             closed_until,
             max_ts,
             pairs,
+            spare: Vec::new(),
         }
     }
 
@@ -130,7 +140,10 @@ impl Windows {
         let window = match self.open.get_mut(&start) {
             Some(w) => w,
             None if !room => return Err(Refused::Full),
-            None => self.open.entry(start).or_default(),
+            None => self
+                .open
+                .entry(start)
+                .or_insert_with(|| self.spare.pop().unwrap_or_default()),
         };
         let before = window.pairs();
         let added = match kind {
@@ -170,6 +183,16 @@ impl Windows {
             closed.push((start, window));
         }
         closed
+    }
+
+    /// Takes back a closed window once its rows are written, to reuse its
+    /// maps.
+    pub fn recycle(&mut self, mut window: Window) {
+        if self.spare.len() < SPARE {
+            window.network.clear();
+            window.service.clear();
+            self.spare.push(window);
+        }
     }
 
     /// Closes every open window (at stop), oldest first.

@@ -28,6 +28,13 @@ impl<'o> Line<'o> {
         Line { out, fields: 0 }
     }
 
+    /// Continues a line whose measurement and tags are already in `out`:
+    /// a copy of what [`Line::new`] and [`Line::tag`] wrote for the same
+    /// series earlier (the join prepares a series' text once).
+    pub fn after_series(out: &'o mut Vec<u8>) -> Self {
+        Line { out, fields: 0 }
+    }
+
     /// Adds a tag; call in key order, before any field.
     pub fn tag(self, key: &[u8], value: &[u8]) -> Self {
         self.out.push(b',');

@@ -36,6 +36,8 @@ pub struct StateFile {
 }
 
 /// What a restore found.
+// Made once at start and taken apart at once: its size costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Loaded {
     /// No usable state: start empty.
     Empty,
