@@ -47,7 +47,7 @@ fn main() {
         let engine = p.engine();
         let (windows, join) = engine.state();
         let start = Instant::now();
-        let copy = (windows.clone(), join.clone());
+        let copy = (windows.clone(), join.caches());
         let cloned = start.elapsed();
         drop(copy);
         let start = Instant::now();

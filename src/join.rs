@@ -198,6 +198,15 @@ impl Join {
         }
     }
 
+    /// A copy of both caches (what a state file holds; the derived row
+    /// text is left out).
+    pub fn caches(&self) -> Caches {
+        Caches {
+            network: self.network.clone(),
+            service: self.service.clone(),
+        }
+    }
+
     /// The cached network series.
     pub fn network_entries(&self) -> impl Iterator<Item = (&SeriesKey, &NetEntry)> {
         self.network.iter()

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crate::join::Join;
+use crate::join::{Caches, Join};
 use crate::settings::Settings;
 use crate::window::Windows;
 
@@ -270,7 +270,7 @@ pub fn save(
 /// captures, encodes and writes it. A save asked for while the previous
 /// one still runs is skipped: the next interval brings a newer state.
 pub struct Saver {
-    jobs: Option<crossbeam_channel::Sender<(Windows, Join)>>,
+    jobs: Option<crossbeam_channel::Sender<(Windows, Caches)>>,
     busy: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -278,13 +278,14 @@ pub struct Saver {
 impl Saver {
     /// Starts the saver thread for `file`.
     pub fn start(file: Arc<StateFile>, settings: Arc<Settings>) -> io::Result<Saver> {
-        let (jobs, rx) = crossbeam_channel::bounded::<(Windows, Join)>(1);
+        let (jobs, rx) = crossbeam_channel::bounded::<(Windows, Caches)>(1);
         let busy = Arc::new(AtomicBool::new(false));
         let done = busy.clone();
         let thread = std::thread::Builder::new()
             .name("state-saver".into())
             .spawn(move || {
-                for (windows, join) in rx {
+                for (windows, caches) in rx {
+                    let join = Join::from_caches(settings.clone(), caches);
                     if let Err(e) = save(&file, &settings, &windows, &join) {
                         log::error!("state file {}: save failed: {e}", file.path().display());
                     }
@@ -305,7 +306,7 @@ impl Saver {
             log::debug!("state save skipped: the previous one is still running");
             return;
         }
-        if jobs.try_send((windows.clone(), join.clone())).is_err() {
+        if jobs.try_send((windows.clone(), join.caches())).is_err() {
             self.busy.store(false, Ordering::Release);
         }
     }
