@@ -89,7 +89,8 @@ impl<O: Observer> Engine<O> {
                 self.pass(body);
             }
             Class::Others { bytes, records } => {
-                // The rest of a run of pass-through lines: one copy.
+                // A run of pass-through lines, written with one copy
+                // (`lines_in` has counted the first of them above).
                 self.counters.lines_in += records - 1;
                 self.counters.other += records;
                 self.counters.passed += records;

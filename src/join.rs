@@ -100,7 +100,7 @@ struct Row<'a> {
 /// since, as 64-bit hashes: kept only when an observer asks why rows are
 /// missing, so that "expired" can be told from "never reported". At most
 /// [`EXPIRED_CAP`] per cache; an expiry past that reads as "never".
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default)]
 struct Expired {
     network: HashSet<u64>,
     service: HashSet<u64>,
@@ -117,7 +117,7 @@ type Instance = (Box<[u8]>, Box<[u8]>);
 /// service instance) and reused while the SFR's winning instance stays the
 /// same: the reverse path's key, and the row's measurement and tags as
 /// written (escaped, checked portable and short enough for InfluxDB).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct RowText {
     /// The key of the same path in the other direction.
     reverse: Box<[u8]>,
@@ -167,7 +167,7 @@ impl RowText {
 }
 
 /// The caches of the join.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Join {
     /// Network series by key.
     network: HashMap<SeriesKey, NetEntry>,
