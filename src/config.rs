@@ -217,6 +217,14 @@ pub struct Options {
     #[arg(long, global = true, value_name = "DURATION", default_value = "60s")]
     pub state_interval: Duration,
 
+    /// With --state-file: journal every change between saves, so that a crash loses nothing applied.
+    #[arg(long, global = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub journal: bool,
+
+    /// With --state-file: also save once the journal grows past this.
+    #[arg(long, global = true, value_name = "BYTES", default_value = "64MiB")]
+    pub journal_max: ByteSize,
+
     /// Add reverse_age and service_age (seconds) to every row.
     #[arg(long, global = true)]
     pub age_fields: bool,
@@ -344,6 +352,8 @@ fn file_args(
         let entry = format!("key {key:?} = {value}");
         let takes_value = arg.get_action().takes_values();
         let text = match value {
+            // An option that takes true or false (`--journal=false`).
+            toml::Value::Boolean(b) if takes_bool(arg) => b.to_string(),
             toml::Value::Boolean(_) if takes_value => {
                 return Err(in_file(format!("{entry}: expects a value, not a boolean")))
             }
@@ -366,6 +376,15 @@ fn file_args(
         out.push(arg.into());
     }
     Ok(out)
+}
+
+/// Whether an option's value is `true` or `false`.
+fn takes_bool(arg: &clap::Arg) -> bool {
+    arg.get_action().takes_values()
+        && arg
+            .get_possible_values()
+            .iter()
+            .any(|v| v.get_name() == "false")
 }
 
 /// Why clap refused a value, without its usage text: the value parser's

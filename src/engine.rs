@@ -16,10 +16,11 @@ use std::time::Instant;
 use crate::clock::Now;
 use crate::input::{Class, Record};
 use crate::join::Join;
+use crate::journal::{Changes, Entry, NO_WALL};
 use crate::logging::Warnings;
 use crate::observe::{Observer, Placed};
 use crate::records::DelayPoint;
-use crate::schema::WindowStart;
+use crate::schema::{WindowEnd, WindowStart};
 use crate::settings::Settings;
 use crate::stats::{Counters, Gauges, SkipReason};
 use crate::window::{Refused, Window, Windows};
@@ -44,6 +45,14 @@ pub struct Engine<O: Observer = ()> {
     window_closed: bool,
     warnings: Warnings,
     observer: O,
+    /// The journal's changes not yet written, with a state file.
+    journal: Option<Changes>,
+    /// While a journal is replayed ([`Engine::replay`]): nothing passes
+    /// through and nothing is journaled again.
+    replaying: bool,
+    /// The windows a replay closed: their end, their rows' bytes in `out`
+    /// and how many rows.
+    replayed: Vec<(WindowEnd, std::ops::Range<usize>, u64)>,
 }
 
 impl Engine {
@@ -71,6 +80,9 @@ impl<O: Observer> Engine<O> {
             window_closed: false,
             warnings: Warnings::default(),
             observer,
+            journal: None,
+            replaying: false,
+            replayed: Vec::new(),
         }
     }
 
@@ -145,7 +157,88 @@ impl<O: Observer> Engine<O> {
         let watermark = max_ts
             .saturating_add(quiet)
             .saturating_sub(self.settings.grace);
-        self.raise_watermark(watermark, Some(now));
+        let before = self.windows.closed_until();
+        let capped = self.raise_watermark(watermark, Some(now));
+        if self.windows.closed_until() != before {
+            if let Some(journal) = &mut self.journal {
+                journal.advance(capped);
+            }
+        }
+    }
+
+    /// Keeps a journal of every change of state from now on
+    /// ([`Engine::journal`] gives it out).
+    pub fn keep_journal(&mut self) {
+        self.journal = Some(Changes::default());
+    }
+
+    /// The changes not yet written to the journal file, if one is kept.
+    pub fn journal(&mut self) -> Option<&mut Changes> {
+        self.journal.as_mut()
+    }
+
+    /// Replays journal entries that an earlier process applied, as a
+    /// replay: the entries carry every wall clock and advance. Nothing is
+    /// passed through, nothing is journaled again, nothing is counted (the
+    /// earlier process counted it); the rows of the windows it closes are
+    /// held until [`Engine::keep_replayed_rows`]. `apply` parses a chunk's
+    /// records and hands them to the engine (the input stage's job).
+    /// Returns the entries replayed.
+    pub fn replay<'a>(
+        &mut self,
+        entries: impl IntoIterator<Item = Entry<'a>>,
+        mut apply: impl FnMut(&mut Self, &'a [u8], Option<Now>),
+    ) -> u64 {
+        let counted = self.counters.clone();
+        let journal = self.journal.take();
+        self.replaying = true;
+        let mut replayed = 0;
+        for entry in entries {
+            replayed += 1;
+            match entry {
+                Entry::Chunk { wall, records } => {
+                    let now = wall.map(|wall| Now {
+                        wall,
+                        mono: Instant::now(),
+                    });
+                    apply(self, records, now);
+                }
+                Entry::Advance(watermark) => {
+                    self.raise_watermark(watermark, None);
+                }
+            }
+        }
+        self.replaying = false;
+        self.journal = journal;
+        self.counters = counted;
+        self.window_closed = false;
+        replayed
+    }
+
+    /// Keeps the rows of the windows replayed that end after `written`
+    /// (those up to it were written by an earlier process, per
+    /// `PATH.closed`) and counts them; returns the rows kept.
+    pub fn keep_replayed_rows(&mut self, written: WindowEnd) -> u64 {
+        let mut kept = Vec::with_capacity(self.out.len());
+        let mut rows = 0;
+        for (end, range, n) in std::mem::take(&mut self.replayed) {
+            if end > written {
+                kept.extend_from_slice(&self.out[range]);
+                rows += n;
+                self.counters.windows_closed += 1;
+                self.counters.rows_written += n;
+                self.window_closed = true;
+            }
+        }
+        self.out = kept;
+        rows
+    }
+
+    /// Drops the open windows ending at or before `written` (their rows
+    /// were written, per `PATH.closed`) and raises the frontier to it.
+    /// Returns how many were dropped.
+    pub fn drop_written(&mut self, written: WindowEnd) -> usize {
+        self.windows.drop_until(written)
     }
 
     /// Appends the self-metrics line, stamped `timestamp_ns` (written in
@@ -192,6 +285,10 @@ impl<O: Observer> Engine<O> {
 
     /// Writes a line through: its bytes and one `\n`.
     fn pass(&mut self, body: &[u8]) {
+        if self.replaying {
+            // The process that read it passed it through.
+            return;
+        }
         self.counters.passed += 1;
         self.out.extend_from_slice(body);
         self.out.push(b'\n');
@@ -232,6 +329,9 @@ impl<O: Observer> Engine<O> {
             self.pass(body);
         }
         if let Fate::Aggregated(..) = fate {
+            if let Some(journal) = &mut self.journal {
+                journal.record(now.map_or(NO_WALL, |n| n.wall), body);
+            }
             self.last_accept = now.map(|n| n.mono);
             if let Some(max_ts) = self.windows.max_ts() {
                 self.raise_watermark(max_ts.saturating_sub(self.settings.grace), now);
@@ -299,19 +399,20 @@ impl<O: Observer> Engine<O> {
 
     /// Raises the watermark (capped by the wall clock when live) and closes
     /// the windows behind it.
-    fn raise_watermark(&mut self, watermark: i64, now: Option<Now>) {
+    /// Returns the watermark as capped.
+    fn raise_watermark(&mut self, watermark: i64, now: Option<Now>) -> i64 {
         let capped = match now {
             Some(now) => watermark.min(now.wall.saturating_sub(self.settings.grace)),
             None => watermark,
         };
         let closed = self.windows.advance(capped);
         self.close(closed);
+        capped
     }
 
     fn close(&mut self, closed: Vec<(WindowStart, Window)>) {
         for (start, window) in closed {
-            self.counters.windows_closed += 1;
-            self.window_closed = true;
+            let from = self.out.len();
             let observer = &mut self.observer;
             let result = self
                 .join
@@ -319,6 +420,12 @@ impl<O: Observer> Engine<O> {
                     observer.joined(start, series, verdict);
                 });
             self.windows.recycle(window);
+            if self.replaying {
+                let end = start.end(self.settings.period);
+                self.replayed.push((end, from..self.out.len(), result.rows));
+            }
+            self.counters.windows_closed += 1;
+            self.window_closed = true;
             self.counters.rows_written += result.rows;
             self.counters.rows_reverse_cached += result.reverse_cached;
             self.counters.rows_service_cached += result.service_cached;

@@ -17,7 +17,7 @@
 //!
 //! It never looks at what a record means: that is the engine's job.
 
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -537,8 +537,9 @@ impl Reader {
     /// becomes few large chunks (less hand-off per byte) and a quiet input
     /// is handed over at once (no added delay).
     fn run(mut self, stop: &UnixStream) {
-        let stdin = io::stdin();
-        let mut input = stdin.lock();
+        // Read fd 0 itself, without std's buffer: bytes pulled into a
+        // user-space buffer would wait there unseen by `poll`.
+        let stdin = rustix::stdio::stdin();
         let file = stdin_is_file();
         let mut stopping = false;
         // The end of the last line feed read and not yet handed over
@@ -591,11 +592,11 @@ impl Reader {
                 }
             }
             let filled = self.filled;
-            let n = match input.read(&mut self.buf[filled..]) {
+            let n = match rustix::io::read(stdin, &mut self.buf[filled..]) {
                 Ok(0) => break (End::Eof, None),
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => break (End::Interrupted, Some(e)),
+                Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+                Err(e) => break (End::Interrupted, Some(e.into())),
             };
             self.filled += n;
             if stopping && file {

@@ -18,6 +18,7 @@ pub mod duration;
 pub mod engine;
 pub mod input;
 pub mod join;
+pub mod journal;
 pub mod logging;
 pub mod lp;
 pub mod observe;

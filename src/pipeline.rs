@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::clock::Now;
 use crate::engine::Engine;
 use crate::input::{End, Input};
+use crate::journal::Entry;
 use crate::observe::Observer;
 use crate::records::{Parsed, Splitter};
 use crate::settings::Settings;
@@ -61,6 +62,18 @@ impl<O: Observer> Pipeline<O> {
     pub fn end_input(&mut self, end: End, now: Option<Now>) {
         let engine = &mut self.engine;
         self.input.finish(end, &mut |r| engine.apply(r, now));
+    }
+
+    /// Replays journal entries through the engine (see
+    /// [`Engine::replay`]), each chunk's records parsed on this thread as
+    /// a whole input of its own; returns the entries replayed.
+    pub fn replay_journal<'a>(&mut self, entries: impl IntoIterator<Item = Entry<'a>>) -> u64 {
+        let settings = self.engine.settings().clone();
+        self.engine.replay(entries, |engine, records, now| {
+            let mut input = Input::new(settings.clone());
+            input.feed(records, None, &mut |r| engine.apply(r, now));
+            input.finish(End::Eof, &mut |r| engine.apply(r, now));
+        })
     }
 
     /// Whether no record is under way.

@@ -7,8 +7,9 @@
 //! a stop reads exactly what is already there and then ends the input,
 //! whichever of end of input and signal comes first. stdout is flushed
 //! whenever no input is waiting and after every closed window, so nothing
-//! sits in a buffer while the process waits. With `--state-file` the open
-//! windows are saved at stop instead of closed ([`crate::state`]).
+//! sits in a buffer while the process waits. What reaches stdout, the
+//! journal and the state file, and in which order, is the
+//! [`Checkpoint`]'s to decide: this loop only tells it when.
 
 use std::io::{self, Write};
 use std::os::unix::net::UnixStream;
@@ -21,12 +22,9 @@ use crate::config::Options;
 use crate::input::{self, Chunks, End, Work};
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
-use std::sync::Arc;
 
-use crate::state::{self, Loaded, Saver, StateFile};
-
-/// Output is written once this much has gathered (and whenever input stalls).
-const WRITE_AT: usize = 128 * 1024;
+use crate::state::checkpoint::{broken, StartError};
+use crate::state::Checkpoint;
 
 /// How often the watermark is recomputed while input is idle.
 const TICK: Duration = Duration::from_millis(100);
@@ -71,11 +69,16 @@ pub fn run(options: &Options) -> Exit {
     let replay = options.replay || input::stdin_is_file();
     let now = || (!replay).then(Now::read);
     let mut pipeline = Pipeline::new(Settings::new(options));
-    let state = match restore(options, &mut pipeline, now()) {
-        Ok(state) => state,
-        Err(message) => {
+    let mut out = io::stdout().lock();
+    let mut checkpoint = match Checkpoint::restore(options, &mut pipeline, now(), &mut out) {
+        Ok(checkpoint) => checkpoint,
+        Err(StartError::Refused(message)) => {
             log::error!("{message}");
             return Exit::Refused;
+        }
+        Err(StartError::Stdout(e)) => {
+            broken(&e);
+            return Exit::Failed;
         }
     };
     let mut chunks = match spawn(&pipeline, replay) {
@@ -89,55 +92,34 @@ pub fn run(options: &Options) -> Exit {
         Some(d) if !replay && !d.is_zero() => tick(d),
         _ => never(),
     };
-    let state = state.map(Arc::new);
-    let saver = match &state {
-        Some(file) if !replay && !options.state_interval.is_zero() => {
-            match Saver::start(file.clone(), pipeline.engine().settings().clone()) {
-                Ok(saver) => Some(saver),
-                Err(e) => {
-                    log::error!("cannot start: {e}");
-                    return Exit::Failed;
-                }
-            }
-        }
-        _ => None,
-    };
-    let mut clocks = Clocks {
+    let clocks = Clocks {
         ticker: every(Some(TICK)),
         stats: every(options.stats_interval.map(|d| d.to_std())),
-        save: every(saver.as_ref().map(|_| options.state_interval.to_std())),
-        state,
-        saver,
+        save: every(
+            options
+                .state_file
+                .as_ref()
+                .map(|_| options.state_interval.to_std()),
+        ),
     };
-    let mut out = io::stdout().lock();
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
 
-    let stopped = event_loop(&mut pipeline, &mut chunks, &mut clocks, &mut out);
+    let stopped = event_loop(&mut pipeline, &mut chunks, &clocks, &mut checkpoint, &mut out);
     // The reader and the workers end when their channels close.
     drop(chunks);
-    // A periodic save still running lands before the one at stop.
-    if let Some(saver) = clocks.saver.take() {
-        saver.finish();
-    }
     let (stop, end) = match stopped {
         Ok(stopped) => stopped,
         Err(e) => {
             broken(&e);
-            // Nothing more can be written; the state can still be kept.
+            // Nothing more can be written; the state may still be kept.
             pipeline.end_input(End::Interrupted, now());
-            save_state(clocks.state.as_deref(), &mut pipeline);
+            checkpoint.stop(&mut pipeline, None);
             return Exit::Failed;
         }
     };
     pipeline.end_input(end, now());
-    let saved = match &clocks.state {
-        Some(_) => save_state(clocks.state.as_deref(), &mut pipeline),
-        None => {
-            pipeline.engine().close_all();
-            true
-        }
-    };
-    let written = write_last(&mut pipeline, options, replay, &mut out);
+    let stopped = checkpoint.stop(&mut pipeline, Some(&mut out));
+    let written = stopped.written && write_last(&mut pipeline, options, replay, &mut out);
     log::info!(
         "stopped ({}): {}",
         match stop {
@@ -147,7 +129,7 @@ pub fn run(options: &Options) -> Exit {
         },
         pipeline.counters().summary()
     );
-    if saved && written && stop != Stop::ReadFailed {
+    if stopped.saved && written && stop != Stop::ReadFailed {
         Exit::Done
     } else {
         Exit::Failed
@@ -161,64 +143,37 @@ pub fn flush(options: &Options) -> Exit {
         log::error!("flush needs --state-file");
         return Exit::Refused;
     };
+    if std::fs::symlink_metadata(path).is_err() {
+        log::error!(
+            "state file {}: no such file; nothing to flush",
+            path.display()
+        );
+        return Exit::Refused;
+    }
     let mut pipeline = Pipeline::new(Settings::new(options));
-    let state = match restore(options, &mut pipeline, None) {
-        Ok(state) => state,
-        Err(message) => {
+    let mut out = io::stdout().lock();
+    let mut checkpoint = match Checkpoint::restore(options, &mut pipeline, None, &mut out) {
+        Ok(checkpoint) => checkpoint,
+        Err(StartError::Refused(message)) => {
             log::error!("{message}");
             return Exit::Refused;
         }
-    };
-    pipeline.engine().close_all();
-    let saved = save_state(state.as_ref(), &mut pipeline);
-    if saved {
-        if let Some(state) = &state {
-            let closed_until = pipeline.engine().state().0.closed_until().0;
-            let _ = state.save_closed(closed_until);
+        Err(StartError::Stdout(e)) => {
+            broken(&e);
+            return Exit::Failed;
         }
-    }
-    let written = write_last(&mut pipeline, options, true, &mut io::stdout().lock());
+    };
+    let retired = checkpoint.retire(&mut pipeline, &mut out);
+    let written = retired.written && write_last(&mut pipeline, options, true, &mut out);
     log::info!(
         "flushed {}: {}",
         path.display(),
         pipeline.counters().summary()
     );
-    if saved && written {
+    if retired.saved && written {
         Exit::Done
     } else {
         Exit::Failed
-    }
-}
-
-/// Takes and restores the state file, if there is one.
-fn restore(
-    options: &Options,
-    pipeline: &mut Pipeline,
-    now: Option<Now>,
-) -> Result<Option<StateFile>, String> {
-    let Some(path) = &options.state_file else {
-        return Ok(None);
-    };
-    let file = StateFile::open(path)?;
-    let engine = pipeline.engine();
-    if let Loaded::State { windows, join } = file.load(engine.settings())? {
-        engine.restore(windows, join, now);
-    }
-    Ok(Some(file))
-}
-
-/// Saves the engine's state if there is a state file; `false` if that
-/// failed (logged).
-fn save_state(state: Option<&StateFile>, pipeline: &mut Pipeline) -> bool {
-    let Some(file) = state else { return true };
-    let engine = pipeline.engine();
-    let (windows, join) = engine.state();
-    match state::save(file, engine.settings(), windows, join) {
-        Ok(()) => true,
-        Err(e) => {
-            log::error!("state file {}: save failed: {e}", file.path().display());
-            false
-        }
     }
 }
 
@@ -243,8 +198,12 @@ fn write_last(
     if suppressed > 0 {
         log::warn!("{suppressed} warnings were suppressed by rate limiting");
     }
-    match write_out(pipeline, out, true) {
-        Ok(()) => true,
+    let buf = pipeline.output();
+    match out.write_all(buf).and_then(|()| out.flush()) {
+        Ok(()) => {
+            buf.clear();
+            true
+        }
         Err(e) => {
             broken(&e);
             false
@@ -262,22 +221,24 @@ fn spawn(pipeline: &Pipeline, replay: bool) -> io::Result<Chunks> {
     input::spawn(pipeline.splitter(), stop_rx, replay)
 }
 
-/// The live clocks (all `never` in a replay) and the state file they save to.
+/// The live clocks (all `never` in a replay).
 struct Clocks {
     /// The idle advance.
     ticker: Receiver<std::time::Instant>,
     /// `--stats-interval`.
     stats: Receiver<std::time::Instant>,
-    /// `--state-interval`, with a state file, live.
+    /// `--state-interval`, with a state file.
     save: Receiver<std::time::Instant>,
-    state: Option<Arc<StateFile>>,
-    /// Periodic saves, off this thread.
-    saver: Option<Saver>,
 }
 
 impl Clocks {
     /// Acts on whichever clock has fired (without waiting).
-    fn serve(&self, pipeline: &mut Pipeline) {
+    fn serve(
+        &self,
+        pipeline: &mut Pipeline,
+        checkpoint: &mut Checkpoint,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
         if self.ticker.try_recv().is_ok() {
             pipeline.engine().tick(Now::read());
         }
@@ -285,36 +246,7 @@ impl Clocks {
             pipeline.engine().write_stats(Now::read().wall);
         }
         if self.save.try_recv().is_ok() {
-            self.save_later(pipeline);
-        }
-    }
-
-    /// A periodic save: a copy of the state goes to the saver thread.
-    fn save_later(&self, pipeline: &mut Pipeline) {
-        if let Some(saver) = &self.saver {
-            let (windows, join) = pipeline.engine().state();
-            saver.save(windows, join);
-        }
-    }
-
-    /// After work that may have closed windows: the frontier goes to
-    /// `PATH.closed`, and stdout is written (and flushed when a window
-    /// closed).
-    fn settle(&self, pipeline: &mut Pipeline, out: &mut impl Write) -> io::Result<()> {
-        let closed = pipeline.engine().take_window_closed();
-        if closed {
-            if let Some(file) = &self.state {
-                let frontier = pipeline.engine().state().0.closed_until().0;
-                if let Err(e) = file.save_closed(frontier) {
-                    log::error!(
-                        "state file {}: cannot record closed windows: {e}",
-                        file.path().display()
-                    );
-                }
-            }
-        }
-        if closed || pipeline.output().len() >= WRITE_AT {
-            write_out(pipeline, out, closed)?;
+            checkpoint.save_later(pipeline, out)?;
         }
         Ok(())
     }
@@ -325,7 +257,8 @@ impl Clocks {
 fn event_loop(
     pipeline: &mut Pipeline,
     chunks: &mut Chunks,
-    clocks: &mut Clocks,
+    clocks: &Clocks,
+    checkpoint: &mut Checkpoint,
     out: &mut impl Write,
 ) -> io::Result<(Stop, End)> {
     // Set once a stop signal came while reading a regular file.
@@ -336,12 +269,12 @@ fn event_loop(
             Err(TryRecvError::Disconnected) => Work::End(End::Eof, None),
             Err(TryRecvError::Empty) => {
                 // Nothing waiting: flush before blocking.
-                write_out(pipeline, out, true)?;
+                checkpoint.settle(pipeline, out, true)?;
                 select! {
                     recv(chunks.next()) -> work => work.unwrap_or(Work::End(End::Eof, None)),
                     recv(clocks.ticker) -> _ => {
                         pipeline.engine().tick(Now::read());
-                        clocks.settle(pipeline, out)?;
+                        checkpoint.settle(pipeline, out, false)?;
                         continue;
                     }
                     recv(clocks.stats) -> _ => {
@@ -349,7 +282,7 @@ fn event_loop(
                         continue;
                     }
                     recv(clocks.save) -> _ => {
-                        clocks.save_later(pipeline);
+                        checkpoint.save_later(pipeline, out)?;
                         continue;
                     }
                 }
@@ -360,8 +293,8 @@ fn event_loop(
                 pipeline.feed_parsed(chunk.bytes(), &parsed, read_at);
                 chunks.recycle(chunk, parsed);
                 // Input that never stops must not starve the clocks.
-                clocks.serve(pipeline);
-                clocks.settle(pipeline, out)?;
+                clocks.serve(pipeline, checkpoint, out)?;
+                checkpoint.settle(pipeline, out, false)?;
                 if stopping && pipeline.at_boundary() {
                     return Ok((Stop::Signal, End::Eof));
                 }
@@ -385,25 +318,4 @@ fn event_loop(
             }
         }
     }
-}
-
-fn broken(e: &io::Error) {
-    if e.kind() == io::ErrorKind::BrokenPipe {
-        log::error!("stdout was closed (broken pipe); stopping");
-    } else {
-        log::error!("writing stdout failed: {e}; stopping");
-    }
-}
-
-/// Writes what the engine produced; flushes when asked.
-fn write_out(pipeline: &mut Pipeline, out: &mut impl Write, flush: bool) -> io::Result<()> {
-    let buf = pipeline.output();
-    if !buf.is_empty() {
-        out.write_all(buf)?;
-        buf.clear();
-    }
-    if flush {
-        out.flush()?;
-    }
-    Ok(())
 }

@@ -195,6 +195,25 @@ impl Windows {
         }
     }
 
+    /// Raises the frontier to `written` without closing anything: the open
+    /// windows ending at or before it are dropped (their rows were written
+    /// by an earlier process). Returns how many.
+    pub fn drop_until(&mut self, written: WindowEnd) -> usize {
+        if written <= self.closed_until {
+            return 0;
+        }
+        self.closed_until = written;
+        let mut dropped = 0;
+        while let Some(entry) = self.open.first_entry() {
+            if entry.key().end(self.period) > written {
+                break;
+            }
+            self.pairs -= entry.remove().pairs();
+            dropped += 1;
+        }
+        dropped
+    }
+
     /// Closes every open window (at stop), oldest first.
     pub fn close_all(&mut self) -> Vec<(WindowStart, Window)> {
         self.pairs = 0;

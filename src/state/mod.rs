@@ -1,53 +1,93 @@
 //! `--state-file PATH`: the open windows and both caches kept across
-//! restarts (SPEC.md, "State across restarts").
+//! restarts, and a journal of every change between saves (SPEC.md, "State
+//! across restarts" and "Crash safety: the journal").
 //!
-//! This module owns the file and its neighbours: `PATH.lock` (an exclusive
-//! advisory lock held for the life of the process), `PATH.tmp` (each save
-//! is written there, fsynced and renamed over PATH, then the directory is
-//! fsynced: a crash leaves the old file or the new one, whole),
-//! `PATH.closed` (the closing frontier after each window close, so a
-//! restore after SIGKILL drops windows already written) and `PATH.bad`
-//! (where an unusable file is moved). What the file says is
-//! [`snapshot`]'s job; this module never looks inside it.
+//! - [`checkpoint`] owns the protocol: the order of journal appends, rows,
+//!   `PATH.closed`, the copy for a save and the save, at start, in the
+//!   event loop, at stop and in `flush`.
+//! - This module owns the files: PATH (each save written to `PATH.tmp`,
+//!   fsynced and renamed over PATH, then the directory fsynced: a crash
+//!   leaves the old file or the new one, whole), `PATH.lock` (an exclusive
+//!   advisory lock held for the life of the process), `PATH.closed` (the
+//!   closing frontier, recorded after the rows of each close are out),
+//!   `PATH.replaying` (a replay under way) and `PATH.bad` (where an
+//!   unusable file goes). Every file it creates is created anew
+//!   (`O_EXCL|O_NOFOLLOW`), so a symlink planted beside PATH is never
+//!   followed; a symlink at PATH itself is refused at start.
+//! - [`journal_files`] names, writes and reads `PATH.journal.N`;
+//!   [`snapshot`] says what the state file holds. Neither looks at the
+//!   other's bytes.
 
+pub mod checkpoint;
+pub mod journal_files;
 pub mod snapshot;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use crate::join::{Caches, Join};
-use crate::settings::Settings;
-use crate::window::Windows;
+pub use checkpoint::Checkpoint;
+
+/// The id that ties a state file, its `PATH.closed` and its journal files
+/// together: made when a state starts empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateId(pub String);
+
+impl StateId {
+    /// A new random id (16 hex digits).
+    pub fn new() -> StateId {
+        use std::hash::{BuildHasher, Hasher};
+        // std's RandomState is seeded from the OS; time and pid make two
+        // ids made in one process differ too.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.write_u32(std::process::id());
+        StateId(format!("{:016x}", h.finish()))
+    }
+
+    /// Whether `text` can be an id: what [`StateId::new`] makes.
+    pub fn parse(text: &str) -> Option<StateId> {
+        (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| StateId(text.to_owned()))
+    }
+}
+
+impl Default for StateId {
+    fn default() -> Self {
+        StateId::new()
+    }
+}
+
+impl std::fmt::Display for StateId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `PATH.closed` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Closed {
+    /// No such file.
+    None,
+    /// The frontier, and the state it belongs to (`None`: written by a
+    /// program older than state ids, for a state file of format 1).
+    Frontier(Option<StateId>, i64),
+    /// Not what this program writes.
+    Unreadable,
+}
 
 /// A state file in use: its paths and the lock that makes it ours.
 #[derive(Debug)]
 pub struct StateFile {
     path: PathBuf,
-    tmp: PathBuf,
-    closed: PathBuf,
-    closed_tmp: PathBuf,
-    bad: PathBuf,
     dir: PathBuf,
     /// Held open for the exclusive lock; released when the process ends.
     _lock: File,
-}
-
-/// What a restore found.
-// Made once at start and taken apart at once: its size costs nothing.
-#[allow(clippy::large_enum_variant)]
-pub enum Loaded {
-    /// No usable state: start empty.
-    Empty,
-    /// The state, checked.
-    State {
-        /// The window state.
-        windows: Windows,
-        /// The join with its caches.
-        join: Join,
-    },
 }
 
 fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -56,41 +96,84 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Opens a file this program creates: anew, never through a symlink.
+fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+}
+
+/// Writes `bytes` to `tmp`, made anew (a leftover removed first), and
+/// renames it to `path`; with `durable`, fsyncs the file and `dir`.
+fn replace(tmp: &Path, path: &Path, dir: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    let result = (|| {
+        remove_if_there(tmp)?;
+        let mut f = create_new(tmp)?;
+        f.write_all(bytes)?;
+        if durable {
+            f.sync_all()?;
+        }
+        drop(f);
+        fs::rename(tmp, path)?;
+        if durable {
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(tmp);
+    }
+    result
+}
+
+fn remove_if_there(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 impl StateFile {
-    /// Takes the state file at `path` for this process: its directory must
-    /// be writable and `PATH.lock` free. Leftover temporary files of an
-    /// earlier process are removed. The error names the path; the caller
-    /// exits with status 2.
+    /// Takes the state file at `path` for this process: a symlink there is
+    /// refused, its directory must exist and be writable and `PATH.lock`
+    /// free. Leftover temporary files of an earlier process are removed.
+    /// The error names the path; the caller exits with status 2.
     pub fn open(path: &Path) -> Result<StateFile, String> {
+        let p = path.display();
         let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(format!(
+                "state file {p}: is a symbolic link; give the path it points to"
+            ));
+        }
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("state file {p}: {} is not a directory", dir.display())),
+            Err(e) => return Err(format!("state file {p}: directory {}: {e}", dir.display())),
+        }
         let file = StateFile {
             path: path.to_path_buf(),
-            tmp: with_suffix(path, ".tmp"),
-            closed: with_suffix(path, ".closed"),
-            closed_tmp: with_suffix(path, ".closed.tmp"),
-            bad: with_suffix(path, ".bad"),
             _lock: lock(path, &dir)?,
             dir,
         };
-        for leftover in [&file.tmp, &file.closed_tmp]
+        let leftovers = [file.tmp(), file.closed_tmp()]
             .into_iter()
-            .cloned()
-            .chain(file.stale_probes())
-        {
+            .chain(file.neighbours(".probe-"));
+        for leftover in leftovers {
             match fs::remove_file(&leftover) {
                 Ok(()) => log::info!(
-                    "state file {}: removed leftover {}",
-                    path.display(),
+                    "state file {p}: removed leftover {}",
                     leftover.display()
                 ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(format!(
-                        "state file {}: cannot remove {}: {e}",
-                        path.display(),
+                        "state file {p}: cannot remove {}: {e}",
                         leftover.display()
                     ))
                 }
@@ -99,14 +182,35 @@ impl StateFile {
         Ok(file)
     }
 
-    /// Probe files of earlier processes (`PATH.probe-PID`) that died
-    /// between creating and removing theirs.
-    fn stale_probes(&self) -> Vec<PathBuf> {
+    /// The path, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// `PATH` followed by `suffix`.
+    pub fn neighbour(&self, suffix: &str) -> PathBuf {
+        with_suffix(&self.path, suffix)
+    }
+
+    fn tmp(&self) -> PathBuf {
+        self.neighbour(".tmp")
+    }
+
+    fn closed(&self) -> PathBuf {
+        self.neighbour(".closed")
+    }
+
+    fn closed_tmp(&self) -> PathBuf {
+        self.neighbour(".closed.tmp")
+    }
+
+    /// The files beside PATH whose names go on with `infix`.
+    fn neighbours(&self, infix: &str) -> Vec<PathBuf> {
         let Some(name) = self.path.file_name() else {
             return Vec::new();
         };
         let mut prefix = name.to_owned();
-        prefix.push(".probe-");
+        prefix.push(infix);
         let prefix = prefix.as_encoded_bytes();
         let Ok(entries) = fs::read_dir(&self.dir) else {
             return Vec::new();
@@ -118,104 +222,84 @@ impl StateFile {
             .collect()
     }
 
-    /// The path, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Reads the state back. No file: empty. A file that cannot be used
-    /// (damaged, another format version, other options, inconsistent) is
-    /// moved to `PATH.bad` with a warning, and the state starts empty. A
-    /// file that exists but cannot be read is an error (exit status 2).
-    pub fn load(&self, settings: &Arc<Settings>) -> Result<Loaded, String> {
-        let p = self.path.display();
-        let bytes = match fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                log::info!("state file {p}: none, starting empty");
-                return Ok(Loaded::Empty);
-            }
-            Err(e) => return Err(format!("state file {p}: cannot be read: {e}")),
-        };
-        let written = self.read_closed();
-        let restored =
-            snapshot::decode(&bytes).and_then(|s| snapshot::restore(s, settings, written));
-        let restored = match restored {
-            Ok(r) => r,
-            Err(reason) => {
-                return match fs::rename(&self.path, &self.bad) {
-                    Ok(()) => {
-                        log::warn!(
-                            "state file {p}: {reason}; moved to {}, starting empty",
-                            self.bad.display()
-                        );
-                        Ok(Loaded::Empty)
-                    }
-                    Err(e) => Err(format!(
-                        "state file {p}: {reason}; cannot move it to {}: {e}",
-                        self.bad.display()
-                    )),
-                };
-            }
-        };
-        let join = Join::from_caches(settings.clone(), restored.caches);
-        let windows = restored.windows;
-        let open = windows.open().count();
-        log::info!(
-            "state file {p}: restored {open} windows, {} cache entries, max_ts {}{}",
-            join.len(),
-            windows
-                .max_ts()
-                .map_or("none".to_string(), |t| t.to_string()),
-            match restored.dropped {
-                0 => String::new(),
-                n => format!(
-                    " ({n} windows already written, per {}, dropped)",
-                    self.closed.display()
-                ),
-            }
-        );
-        Ok(Loaded::State { windows, join })
-    }
-
-    /// The frontier in `PATH.closed`, if it holds one.
-    fn read_closed(&self) -> Option<i64> {
-        let text = fs::read_to_string(&self.closed).ok()?;
-        match text.trim().parse() {
-            Ok(v) => Some(v),
-            Err(_) => {
-                log::warn!(
-                    "state file {}: {} is not a timestamp; ignored",
-                    self.path.display(),
-                    self.closed.display()
-                );
-                None
-            }
+    /// The state file's bytes; `None` when there is none. A file that
+    /// exists but cannot be read is an error (exit status 2).
+    pub fn read(&self) -> Result<Option<Vec<u8>>, String> {
+        match fs::read(&self.path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(format!(
+                "state file {}: cannot be read: {e}",
+                self.path.display()
+            )),
         }
     }
 
     /// Saves `bytes` (a [`snapshot::encode`]d state) atomically and
     /// durably. On error the old file is untouched.
     pub fn save(&self, bytes: &[u8]) -> io::Result<()> {
-        let result = (|| {
-            let mut f = File::create(&self.tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            drop(f);
-            fs::rename(&self.tmp, &self.path)?;
-            File::open(&self.dir)?.sync_all()
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&self.tmp);
-        }
-        result
+        replace(&self.tmp(), &self.path, &self.dir, bytes, true)
     }
 
-    /// Records the closing frontier after a window closed (no fsync: it
-    /// only guards against writing a window twice after a crash).
-    pub fn save_closed(&self, closed_until: i64) -> io::Result<()> {
-        fs::write(&self.closed_tmp, format!("{closed_until}\n"))?;
-        fs::rename(&self.closed_tmp, &self.closed)
+    /// Moves `file` (PATH or a neighbour) to the same name plus `.bad`,
+    /// replacing an older one; returns the new name.
+    pub fn quarantine(&self, file: &Path) -> io::Result<PathBuf> {
+        let bad = with_suffix(file, ".bad");
+        fs::rename(file, &bad)?;
+        Ok(bad)
+    }
+
+    /// What `PATH.closed` says.
+    pub fn read_closed(&self) -> Closed {
+        let text = match fs::read_to_string(self.closed()) {
+            Ok(text) => text,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Closed::None,
+            Err(_) => return Closed::Unreadable,
+        };
+        let mut words = text.split_whitespace();
+        let parsed = match (words.next(), words.next(), words.next()) {
+            (Some(id), Some(v), None) => StateId::parse(id).zip(v.parse().ok()).map(|(id, v)| (Some(id), v)),
+            (Some(v), None, None) => v.parse().ok().map(|v| (None, v)),
+            _ => None,
+        };
+        match parsed {
+            Some((id, v)) => Closed::Frontier(id, v),
+            None => Closed::Unreadable,
+        }
+    }
+
+    /// Records the closing frontier of state `id` after the rows of a
+    /// close are out (no fsync: it only keeps a window from being written
+    /// twice after a crash).
+    pub fn save_closed(&self, id: &StateId, closed_until: i64) -> io::Result<()> {
+        let text = format!("{id} {closed_until}\n");
+        replace(&self.closed_tmp(), &self.closed(), &self.dir, text.as_bytes(), false)
+    }
+
+    /// Moves `PATH.closed` to `.bad`, saying why; `false` if there was
+    /// nothing to move.
+    pub fn quarantine_closed(&self, why: &str) {
+        let closed = self.closed();
+        if !closed.exists() {
+            return;
+        }
+        self.set_aside(&closed, why);
+    }
+
+    /// Moves a neighbour to `.bad` with a `W!` saying why.
+    pub fn set_aside(&self, file: &Path, why: &str) {
+        let p = self.path.display();
+        match self.quarantine(file) {
+            Ok(bad) => log::warn!(
+                "state file {p}: {} {why}; moved to {}",
+                file.display(),
+                bad.display()
+            ),
+            Err(e) => log::error!(
+                "state file {p}: {} {why}; cannot move it aside: {e}",
+                file.display()
+            ),
+        }
     }
 }
 
@@ -224,7 +308,7 @@ impl StateFile {
 fn lock(path: &Path, dir: &Path) -> Result<File, String> {
     let p = path.display();
     let probe = with_suffix(path, &format!(".probe-{}", std::process::id()));
-    File::create(&probe)
+    create_new(&probe)
         .and_then(|_| fs::remove_file(&probe))
         .map_err(|e| {
             format!(
@@ -237,6 +321,7 @@ fn lock(path: &Path, dir: &Path) -> Result<File, String> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
         .open(&lock_path)
         .map_err(|e| format!("state file {p}: cannot open {}: {e}", lock_path.display()))?;
     match rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
@@ -250,73 +335,5 @@ fn lock(path: &Path, dir: &Path) -> Result<File, String> {
             lock_path.display(),
             io::Error::from(e)
         )),
-    }
-}
-
-/// Saves the engine's state: snapshot, encode, write. The stall this puts
-/// on the loop is measured in the README ("State across restarts").
-pub fn save(
-    file: &StateFile,
-    settings: &Settings,
-    windows: &Windows,
-    join: &Join,
-) -> io::Result<()> {
-    let bytes = snapshot::encode(&snapshot::capture(settings, windows, join));
-    file.save(&bytes)
-}
-
-/// Periodic saves off the event loop: the loop hands over a copy of the
-/// state (the only stall it sees, measured in the README) and this thread
-/// captures, encodes and writes it. A save asked for while the previous
-/// one still runs is skipped: the next interval brings a newer state.
-pub struct Saver {
-    jobs: Option<crossbeam_channel::Sender<(Windows, Caches)>>,
-    busy: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Saver {
-    /// Starts the saver thread for `file`.
-    pub fn start(file: Arc<StateFile>, settings: Arc<Settings>) -> io::Result<Saver> {
-        let (jobs, rx) = crossbeam_channel::bounded::<(Windows, Caches)>(1);
-        let busy = Arc::new(AtomicBool::new(false));
-        let done = busy.clone();
-        let thread = std::thread::Builder::new()
-            .name("state-saver".into())
-            .spawn(move || {
-                for (windows, caches) in rx {
-                    let join = Join::from_caches(settings.clone(), caches);
-                    if let Err(e) = save(&file, &settings, &windows, &join) {
-                        log::error!("state file {}: save failed: {e}", file.path().display());
-                    }
-                    done.store(false, Ordering::Release);
-                }
-            })?;
-        Ok(Saver {
-            jobs: Some(jobs),
-            busy,
-            thread: Some(thread),
-        })
-    }
-
-    /// Saves a copy of this state unless a save is still running.
-    pub fn save(&self, windows: &Windows, join: &Join) {
-        let Some(jobs) = &self.jobs else { return };
-        if self.busy.swap(true, Ordering::AcqRel) {
-            log::debug!("state save skipped: the previous one is still running");
-            return;
-        }
-        if jobs.try_send((windows.clone(), join.caches())).is_err() {
-            self.busy.store(false, Ordering::Release);
-        }
-    }
-
-    /// Waits for a save under way, then stops the thread. Call it before
-    /// the save at stop, so that an older state never lands after it.
-    pub fn finish(mut self) {
-        drop(self.jobs.take());
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

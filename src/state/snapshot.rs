@@ -22,9 +22,13 @@ use crate::schema::{
 use crate::settings::Settings;
 use crate::window::{Window, Windows};
 
+use super::StateId;
+
 /// The format version this program writes. Every older one stays readable:
-/// add a `SnapshotVn`, convert the old ones up in [`decode`].
-pub const FORMAT: u32 = 1;
+/// format 1 lacks `state_id`, `journal` and `wall` (a state from before
+/// the journal); a later change of shape adds a struct of its own and
+/// converts the old ones up in [`decode`].
+pub const FORMAT: u32 = 2;
 
 /// Just the version, read first.
 #[derive(Deserialize)]
@@ -32,12 +36,25 @@ struct Header {
     format: u32,
 }
 
-/// Format 1.
+/// Formats 1 and 2.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct SnapshotV1 {
-    /// Always 1.
+pub struct Snapshot {
+    /// 1 or 2.
     pub format: u32,
+    /// The state's id, which its `PATH.closed` and journal files carry
+    /// (format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_id: Option<String>,
+    /// The journal files this state covers: those numbered up to this
+    /// (format 2; 0 before any).
+    #[serde(default)]
+    pub journal: u64,
+    /// The newest wall clock, ns, that a live process holding this state
+    /// saw: the frontier may have advanced by idle time up to it (format
+    /// 2; absent if only replays held it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall: Option<i64>,
     /// The options that give the state its meaning.
     pub options: Meaning,
     /// The closing frontier in ns; absent before any window closed.
@@ -293,11 +310,31 @@ fn mean(m: &MeanV1) -> Result<Mean, String> {
     })
 }
 
-/// The state of `windows` and `join` under `settings`, as format 1.
-pub fn capture(settings: &Settings, windows: &Windows, join: &Join) -> SnapshotV1 {
+/// What a snapshot says beside the engine's state: the state's id, the
+/// journal files it covers, the newest wall clock seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The state's id (`None`: a format 1 file, from before ids).
+    pub id: Option<StateId>,
+    /// Journal files `..=journal` are covered.
+    pub journal: u64,
+    /// See [`Snapshot::wall`].
+    pub wall: Option<i64>,
+}
+
+/// The state of `windows` and `join` under `settings`, as format 2.
+pub fn capture(
+    settings: &Settings,
+    identity: &Identity,
+    windows: &Windows,
+    join: &Join,
+) -> Snapshot {
     let closed = windows.closed_until().0;
-    let mut snapshot = SnapshotV1 {
+    let mut snapshot = Snapshot {
         format: FORMAT,
+        state_id: identity.id.as_ref().map(|id| id.0.clone()),
+        journal: identity.journal,
+        wall: identity.wall,
         options: Meaning {
             period_ns: settings.period,
             precision: precision_name(settings.unit).into(),
@@ -379,19 +416,30 @@ pub fn capture(settings: &Settings, windows: &Windows, join: &Join) -> SnapshotV
 }
 
 /// The file's bytes for a snapshot.
-pub fn encode(snapshot: &SnapshotV1) -> Vec<u8> {
+pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
     let mut out = serde_json::to_vec(snapshot).unwrap_or_default();
     out.push(b'\n');
     out
 }
 
 /// Reads a state file's bytes, whatever format version wrote them.
-pub fn decode(bytes: &[u8]) -> Result<SnapshotV1, String> {
+pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
     let header: Header =
         serde_json::from_slice(bytes).map_err(|e| format!("cannot be parsed: {e}"))?;
-    match header.format {
-        1 => serde_json::from_slice(bytes).map_err(|e| format!("cannot be parsed: {e}")),
-        v => Err(format!("unknown format version {v} (this program reads 1)")),
+    let snapshot: Snapshot = match header.format {
+        1 | 2 => serde_json::from_slice(bytes).map_err(|e| format!("cannot be parsed: {e}"))?,
+        v => return Err(format!("unknown format version {v} (this program reads 1 and 2)")),
+    };
+    let v2 = [
+        snapshot.state_id.is_some(),
+        snapshot.journal > 0,
+        snapshot.wall.is_some(),
+    ];
+    match (snapshot.format, &snapshot.state_id) {
+        (1, _) if v2.contains(&true) => Err("format 1 with fields of format 2".into()),
+        (2, None) => Err("no state_id".into()),
+        (2, Some(id)) if StateId::parse(id).is_none() => Err(format!("bad state_id {id:?}")),
+        _ => Ok(snapshot),
     }
 }
 
@@ -401,18 +449,18 @@ pub struct Restored {
     pub windows: Windows,
     /// The caches.
     pub caches: Caches,
-    /// Windows dropped because `PATH.closed` says they were written.
-    pub dropped: usize,
+    /// The id, the journal covered, the wall clock seen.
+    pub identity: Identity,
 }
 
 /// Turns a snapshot back into engine state under `settings`, checking that
-/// it was written under the same meaning and is consistent. `written` is
-/// the frontier recorded after the last window close (`PATH.closed`):
-/// windows ending at or before it were already written and are dropped.
+/// it was written under the same meaning and is consistent. `now` is the
+/// wall clock, ns, when live: no time in the state may lie more than
+/// `--max-future` ahead of it.
 pub fn restore(
-    snapshot: SnapshotV1,
+    snapshot: Snapshot,
     settings: &Arc<Settings>,
-    written: Option<i64>,
+    now: Option<i64>,
 ) -> Result<Restored, String> {
     let o = &snapshot.options;
     let expected = [
@@ -448,12 +496,20 @@ pub fn restore(
         return Err(format!("closed_until {c} is not aligned to the period"));
     }
     let saved_until = snapshot.closed_until.unwrap_or(i64::MIN);
-    // PATH.closed is written by this program after a window close, so it
-    // is aligned; one that is not is ignored rather than trusted.
-    let written = written.filter(|&w| aligned(w)).unwrap_or(i64::MIN);
-    let closed_until = saved_until.max(written);
+    let identity = Identity {
+        id: snapshot.state_id.as_deref().and_then(StateId::parse),
+        journal: snapshot.journal,
+        wall: snapshot.wall,
+    };
+    let max_ts = snapshot.max_ts;
+    let bound = Bound::new(period, max_ts, identity.wall, now, settings.max_future);
+    if let Some(m) = max_ts {
+        bound.check("max_ts", m)?;
+    }
+    if let Some(c) = snapshot.closed_until {
+        bound.check("closed_until", c)?;
+    }
     let mut open = BTreeMap::new();
-    let mut dropped = 0;
     for w in &snapshot.windows {
         let start = w.start;
         let end = start.checked_add(period).filter(|&e| e <= TIME_MAX);
@@ -463,6 +519,12 @@ pub fn restore(
         if end <= saved_until {
             return Err(format!(
                 "window {start} ends at or before closed_until {saved_until}"
+            ));
+        }
+        if max_ts.is_none_or(|m| m < start) {
+            return Err(format!(
+                "window {start} starts after max_ts {}",
+                max_ts.map_or("none".into(), |m| m.to_string())
             ));
         }
         let mut window = Window::default();
@@ -490,10 +552,6 @@ pub fn restore(
             if window.service.insert(key, means).is_some() {
                 return Err(format!("a service series twice in window {start}"));
             }
-        }
-        if end <= closed_until {
-            dropped += 1;
-            continue;
         }
         if open.insert(WindowStart(start), window).is_some() {
             return Err(format!("window {start} twice"));
@@ -540,10 +598,61 @@ pub fn restore(
         }
     }
     Ok(Restored {
-        windows: Windows::from_parts(period, WindowEnd(closed_until), snapshot.max_ts, open),
+        windows: Windows::from_parts(period, WindowEnd(saved_until), max_ts, open),
         caches,
-        dropped,
+        identity,
     })
+}
+
+/// How far the times of a state may reach: a timestamp is accepted only
+/// if its window lies in InfluxDB's time range, so `max_ts` is at most the
+/// end of such a window; the frontier is at most the end of `max_ts`'s
+/// window, or the newest wall clock a live process holding the state saw
+/// (idle advance moves it by wall time); and live, nothing is more than
+/// `--max-future` ahead of now.
+#[derive(Debug, Clone, Copy)]
+pub struct Bound {
+    most: i64,
+    /// Live: now + `--max-future`.
+    live: Option<i64>,
+}
+
+impl Bound {
+    /// The bound for a state whose newest timestamp is `max_ts`.
+    pub fn new(
+        period: i64,
+        max_ts: Option<i64>,
+        wall: Option<i64>,
+        now: Option<i64>,
+        max_future: i64,
+    ) -> Bound {
+        let end_of_max = max_ts
+            .and_then(|m| m.div_euclid(period).checked_mul(period)?.checked_add(period))
+            .unwrap_or(i64::MIN);
+        Bound {
+            most: end_of_max.max(wall.unwrap_or(i64::MIN)).min(TIME_MAX),
+            live: now.map(|n| n.saturating_add(max_future)),
+        }
+    }
+
+    /// Checks `value`, named `what`, against the bound.
+    pub fn check(&self, what: &str, value: i64) -> Result<(), String> {
+        if !(TIME_MIN..=TIME_MAX).contains(&value) {
+            return Err(format!("{what} {value} is outside the time range"));
+        }
+        if let Some(live) = self.live.filter(|&l| value > l) {
+            return Err(format!(
+                "{what} {value} is more than --max-future ahead of the wall clock ({live})"
+            ));
+        }
+        if value > self.most {
+            return Err(format!(
+                "{what} {value} is beyond what the state's timestamps and wall clock allow ({})",
+                self.most
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

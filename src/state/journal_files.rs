@@ -1,0 +1,119 @@
+//! The journal files `PATH.journal.N`: a header line naming the state and
+//! the sequence number, then the frames of [`crate::journal`]. The
+//! current one is appended to with one `write(2)` per chunk; at a save the
+//! checkpoint starts the next one, and the files the save covers are
+//! deleted once it is durable.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use super::{create_new, StateFile, StateId};
+
+const MAGIC: &str = "e2e-aggregator journal 1";
+
+/// The journal file being appended to.
+#[derive(Debug)]
+pub struct Writer {
+    file: File,
+    seq: u64,
+    bytes: u64,
+}
+
+impl Writer {
+    /// Creates `PATH.journal.seq` for state `id`.
+    pub fn create(state: &StateFile, id: &StateId, seq: u64) -> io::Result<Writer> {
+        let mut file = create_new(&path(state, seq))?;
+        let header = format!("{MAGIC} {id} {seq}\n");
+        file.write_all(header.as_bytes())?;
+        Ok(Writer {
+            file,
+            seq,
+            bytes: header.len() as u64,
+        })
+    }
+
+    /// Appends whole frames.
+    pub fn append(&mut self, frames: &[u8]) -> io::Result<()> {
+        self.file.write_all(frames)?;
+        self.bytes += frames.len() as u64;
+        Ok(())
+    }
+
+    /// Its sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// Its size.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// A second handle, to fsync it from another thread.
+    pub fn handle(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+}
+
+/// The path of journal `seq`.
+pub fn path(state: &StateFile, seq: u64) -> PathBuf {
+    state.neighbour(&format!(".journal.{seq}"))
+}
+
+/// The journal files beside the state file, by sequence number.
+pub fn list(state: &StateFile) -> Vec<(u64, PathBuf)> {
+    let mut found: Vec<(u64, PathBuf)> = state
+        .neighbours(".journal.")
+        .into_iter()
+        .filter_map(|p| {
+            let name = p.file_name()?.to_str()?;
+            let seq = name.rsplit('.').next()?.parse().ok()?;
+            (p.file_name() == path(state, seq).file_name()).then_some((seq, p))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Deletes the journal files numbered `..=seq`.
+pub fn delete_through(state: &StateFile, seq: u64) -> io::Result<()> {
+    for (n, p) in list(state) {
+        if n <= seq {
+            super::remove_if_there(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// A journal file read back.
+#[derive(Debug)]
+pub struct Read {
+    /// The state it belongs to, per its header.
+    pub id: Option<StateId>,
+    /// The sequence number in its header.
+    pub seq: Option<u64>,
+    /// Its frames: the bytes after the header.
+    pub frames: Vec<u8>,
+}
+
+/// Reads a journal file.
+pub fn read(path: &std::path::Path) -> io::Result<Read> {
+    let bytes = fs::read(path)?;
+    let end = memchr::memchr(b'\n', &bytes);
+    let header = end.and_then(|e| std::str::from_utf8(&bytes[..e]).ok());
+    let (id, seq) = header
+        .and_then(|h| h.strip_prefix(MAGIC))
+        .and_then(|rest| {
+            let mut words = rest.split_whitespace();
+            let id = StateId::parse(words.next()?)?;
+            let seq = words.next()?.parse().ok()?;
+            words.next().is_none().then_some((Some(id), Some(seq)))
+        })
+        .unwrap_or((None, None));
+    let frames = match (end, &id) {
+        (Some(e), Some(_)) => bytes[e + 1..].to_vec(),
+        _ => Vec::new(),
+    };
+    Ok(Read { id, seq, frames })
+}
