@@ -24,9 +24,12 @@ mod support;
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/rng.rs"]
+mod rng;
 
 use child::{Captured, Launch, Proc, Signal};
 use e2e_aggregator::lp::{self, Point};
+use rng::Rng;
 use support::Stats;
 
 /// How soon after a stop (stdin closed, SIGTERM, SIGINT) the process must
@@ -334,21 +337,6 @@ fn one_window(start: i64) -> (Vec<String>, String) {
     ];
     let row = row(["15.0", "12.0", "3.0", "100.0", "2000.0", "150.0"], start);
     (lines, row)
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -681,7 +669,7 @@ fn varied_line(i: u64, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
 fn pass_through_is_exactly_once_and_byte_for_byte() {
     const N: u64 = 2000;
     let mut p = Proc::spawn(&["--period", "1s", "--grace", "1s", "--idle", "200ms"]);
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let (mut input, mut expected) = (Vec::new(), Vec::new());
     let mut ends = Vec::new();
     for i in 0..N {

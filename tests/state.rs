@@ -29,8 +29,11 @@ use proptest::prelude::*;
 
 #[path = "support/child.rs"]
 mod child;
+#[path = "support/rng.rs"]
+mod rng;
 
 use child::{Exit, Launch, Proc, Signal};
+use rng::Rng;
 
 const REALISTIC: &str = "testdata/golden/realistic/input.lp";
 const SEC: i64 = 1_000_000_000;
@@ -190,13 +193,8 @@ fn a_reverse_path_and_a_service_seen_only_in_the_first_piece_still_serve() {
 fn workload(paths: usize, secs: i64, disorder: usize, seed: u64) -> Vec<u8> {
     let t0 = 1_700_000_000 * SEC;
     let mut lines = Vec::new();
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let mut t = t0;
     while t < t0 + secs * SEC {
         for p in 0..paths {
