@@ -39,9 +39,12 @@ use criterion::{
 };
 use e2e_aggregator::lp::{parse_record, Outcome, Point, Validate};
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
 #[path = "../tests/support/mod.rs"]
 mod support;
 
+use rng::Rng;
 use support::Setup;
 
 const NS: i64 = 1_000_000_000;
@@ -64,24 +67,6 @@ sreclaimable=35098944i,sunreclaim=36468920i,swap_cached=0i,swap_free=0i,swap_tot
 total=8589934592i,used=4737077375i,used_percent=55.14683871297166,vmalloc_chunk=0i,\
 vmalloc_total=35184372087808i,vmalloc_used=16533682i,write_back=0i,write_back_tmp=0i \
 1700000000194550487\n";
-
-/// xorshift64*: deterministic inputs without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
-    }
-}
 
 /// A float in one of the forms emitters use.
 fn float(r: &mut Rng, v: f64) -> String {
@@ -106,7 +91,7 @@ fn size(r: &mut Rng, v: u64) -> String {
 /// point per series per second), plus as many system-metrics lines again
 /// when `mixed`.
 fn workload(lines: usize, mixed: bool) -> Vec<u8> {
-    let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut r = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut series: Vec<String> = Vec::new();
     for p in 0..40u64 {
         let a = p % 20;
@@ -288,7 +273,7 @@ fn validate_all(buf: &[u8]) -> usize {
 
 fn passthrough(c: &mut Criterion) {
     let others = other_templates();
-    let mut r = Rng(7);
+    let mut r = Rng::new(7);
     let mut buf = Vec::new();
     let mut i = 0;
     while buf.len() < 1 << 20 {

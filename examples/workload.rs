@@ -32,9 +32,10 @@
 //! ```
 //!
 //! The model is that of `../shared/bench/gen.py` (the shared yardstick's
-//! generator), reimplemented with a splitmix64 PRNG: it produces the same kind
-//! of data (series, field sets, value forms, escaping, disorder), not the
-//! same bytes. Every series has a fixed phase in its period; a point is
+//! generator), reimplemented with the seeded xoshiro256++ that the tests
+//! and benches use (`tests/support/rng.rs`): it produces the same kind of
+//! data (series, field sets, value forms, escaping, disorder), not the same
+//! bytes. Every series has a fixed phase in its period; a point is
 //! stamped `tick + phase ± J/2` and emitted at `timestamp + U(0, J)`, lines
 //! sorted by that arrival. Some endpoint / sf_instance names hold a space, a
 //! comma or `=` (escaped `\ `, `\,`, `\=`). Floats come in several forms
@@ -53,50 +54,12 @@ use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+#[path = "../tests/support/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 const NS: i64 = 1_000_000_000;
-
-/// splitmix64: tiny, fast, and good enough for synthetic data.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
-    }
-
-    /// Uniform in [0, n) (multiply-shift; the bias is far below 2^-32).
-    fn below(&mut self, n: u64) -> u64 {
-        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
-    }
-
-    /// Uniform in [0, n) for a non-negative i64 bound.
-    fn below_i(&mut self, n: i64) -> i64 {
-        self.below(n.max(0) as u64) as i64
-    }
-
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.f64()
-    }
-
-    fn choice<T: Copy>(&mut self, xs: &[T]) -> T {
-        xs[self.below(xs.len() as u64) as usize]
-    }
-
-    fn shuffle<T>(&mut self, xs: &mut [T]) {
-        for i in (1..xs.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            xs.swap(i, j);
-        }
-    }
-}
 
 struct Args {
     sfrs: usize,
@@ -720,7 +683,7 @@ impl<W: Write> Emitter<W> {
 }
 
 fn generate<W: Write>(a: &Args, out: W) -> io::Result<(u64, usize, usize, i64)> {
-    let mut rnd = Rng(a.seed);
+    let mut rnd = Rng::new(a.seed);
     let period_ns = ((NS as f64) / a.rate).round().max(1.0) as i64;
     let jit = (a.jitter_ms * 1e6) as i64;
     let half = jit / 2;

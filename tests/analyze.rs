@@ -13,6 +13,11 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
+#[path = "support/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
 
 fn golden() -> PathBuf {
@@ -173,23 +178,6 @@ fn every_golden_case_agrees_with_its_replays() {
     assert!(checked >= 30, "only {checked} cases checked");
 }
 
-/// splitmix64, for recordings that are the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn f64(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A recording with heavy disorder: `paths` bidirectional paths and a
 /// service per SFR report every second for `seconds`, each point arriving
 /// late by a long-tailed delay (Lomax, shape 1.5, scale `tail_ms`, as
@@ -197,7 +185,7 @@ impl Rng {
 /// arrival order, timestamps in `unit` ns. Some reverse directions and
 /// services are left out so that pairs miss rows for several reasons.
 fn disordered(seed: u64, paths: usize, seconds: i64, tail_ms: f64, unit: i64) -> String {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let t0: i64 = 1_700_000_000_000_000_000;
     let mut lines: Vec<(i64, String)> = Vec::new();
     for s in 0..seconds {
@@ -208,14 +196,14 @@ fn disordered(seed: u64, paths: usize, seconds: i64, tail_ms: f64, unit: i64) ->
                 if p % 5 == 4 && src == &b {
                     continue;
                 }
-                let ts = t0 + s * 1_000_000_000 + (rng.next() % 1_000_000_000) as i64;
+                let ts = t0 + s * 1_000_000_000 + (rng.next_u64() % 1_000_000_000) as i64;
                 let u = 1.0 - rng.f64();
                 let late = ((u.powf(-1.0 / 1.5) - 1.0).min(1000.0) * tail_ms * 1e6) as i64;
                 // Now and then, for 5 s, a direction reports only bandwidth.
                 let fields = if (s / 5 + p as i64) % 11 == 0 && src == &b {
                     "bandwidth=90".to_string()
                 } else {
-                    format!("latency={},bandwidth=100", rng.next() % 100)
+                    format!("latency={},bandwidth=100", rng.next_u64() % 100)
                 };
                 lines.push((
                     ts + late,
@@ -227,8 +215,8 @@ fn disordered(seed: u64, paths: usize, seconds: i64, tail_ms: f64, unit: i64) ->
             }
             // Every seventh SFR has no service.
             if p % 7 != 6 {
-                let ts = t0 + s * 1_000_000_000 + (rng.next() % 1_000_000_000) as i64;
-                let late = (rng.next() % 2_000_000_000) as i64;
+                let ts = t0 + s * 1_000_000_000 + (rng.next_u64() % 1_000_000_000) as i64;
+                let late = (rng.next_u64() % 2_000_000_000) as i64;
                 lines.push((
                     ts + late,
                     format!(

@@ -3,33 +3,34 @@
 //! line protocol as metrics arrive, with pauses, and stopped the ways Telegraf
 //! and service managers stop it (SPEC.md: Windows, Output, Operations).
 //!
-//! stdout is read on a background thread that parses it strictly as it
-//! arrives (every record must be a point Telegraf's parser accepts, ending
-//! in a single `\n`) and records when each record arrived, so the tests can
-//! bound latencies: a program that buffers its output, stalls or hangs
-//! fails them. Timestamps are near the real wall clock so that the live
-//! wall-clock cap and the future guard do not interfere. Every child is
-//! killed by a watchdog after [`HARD_TIMEOUT`], and every wait is bounded.
+//! The binary runs under the test kit's harness (`tests/support/child.rs`),
+//! which reads stdout and stderr on background threads and notes when each
+//! read returned. Here stdout is parsed strictly (every record must be a
+//! point Telegraf's parser accepts, ending in a single `\n`), each record
+//! with when it arrived, so the tests can bound latencies: a program that
+//! buffers its output, stalls or hangs fails them. Timestamps are near the
+//! real wall clock so that the live wall-clock cap and the future guard do
+//! not interfere. Every child is killed by the harness's watchdog after
+//! `child::HARD_TIMEOUT`, and every wait is bounded.
 //!
 //! Measured latencies are printed with `eprintln!`; see them with
 //! `cargo test --test live -- --nocapture`.
 
-use std::io::{Read, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::process::ExitStatus;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod support;
 
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/rng.rs"]
+mod rng;
+
+use child::{Captured, Launch, Proc, Signal};
 use e2e_aggregator::lp::{self, Point};
+use rng::Rng;
 use support::Stats;
-
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
-
-/// A child still running after this long is killed and the test fails.
-const HARD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How soon after a stop (stdin closed, SIGTERM, SIGINT) the process must
 /// have exited (SPEC.md, "Stop": finish within 1 s of the first of them).
@@ -81,7 +82,7 @@ fn ms_between(a: Instant, b: Instant) -> f64 {
 }
 
 // ---------------------------------------------------------------------------
-// stdout and stderr, captured on background threads
+// stdout as Telegraf reads it
 
 /// One output record: its bytes (ending in `\n`), as parsed, and when the
 /// read that completed it returned.
@@ -105,20 +106,72 @@ impl Rec {
     }
 }
 
+/// stdout so far, parsed strictly.
 #[derive(Default)]
-struct OutState {
-    /// Records parsed so far, in order.
+struct Out {
+    /// The complete records, in order.
     recs: Vec<Rec>,
-    /// Bytes read but not yet a complete record.
-    pending: Vec<u8>,
     /// Everything that Telegraf's parser would reject, or that the output
     /// contract forbids.
     violations: Vec<String>,
-    /// stdout reached end of file.
-    eof: bool,
 }
 
-impl OutState {
+impl Out {
+    /// The records of `stdout`; a record still incomplete is left out
+    /// until the end of file, where it is a violation.
+    fn parse(stdout: &Captured) -> Out {
+        let mut out = Out::default();
+        let (buf, at_eof) = (&stdout.bytes, stdout.eof);
+        let mut pos = 0;
+        while pos < buf.len() {
+            let rest = &buf[pos..];
+            let mut point = Point::default();
+            match lp::parse_record(rest, at_eof, &mut point) {
+                lp::Outcome::Record(rec) => {
+                    let raw = &rest[..rec.len];
+                    if rec.kind != lp::RecordKind::Point {
+                        out.violations.push(format!(
+                            "{:?} record on stdout: {:?}",
+                            rec.kind,
+                            String::from_utf8_lossy(raw)
+                        ));
+                    } else if rec.len != rec.body + 1
+                        || raw.last() != Some(&b'\n')
+                        || raw[..rec.body].last() == Some(&b'\r')
+                    {
+                        out.violations.push(format!(
+                            "record not ending in a single \\n: {:?}",
+                            String::from_utf8_lossy(raw)
+                        ));
+                    } else {
+                        out.recs.push(Rec {
+                            raw: raw.to_vec(),
+                            point,
+                            at: stdout.arrived(pos + rec.len).expect("bytes read"),
+                        });
+                    }
+                    pos += rec.len.max(1);
+                }
+                lp::Outcome::Invalid(err) => {
+                    let skip = lp::resume_after(rest, err.offset).max(1);
+                    out.violations.push(format!(
+                        "output Telegraf would reject ({err}): {:?}",
+                        String::from_utf8_lossy(&rest[..skip])
+                    ));
+                    pos += skip;
+                }
+                lp::Outcome::NeedMore => break,
+            }
+        }
+        if at_eof && pos < buf.len() {
+            out.violations.push(format!(
+                "output ends without a line feed: {:?}",
+                String::from_utf8_lossy(&buf[pos..])
+            ));
+        }
+        out
+    }
+
     fn with(&self, measurement: &str) -> Vec<&Rec> {
         self.recs.iter().filter(|r| r.is(measurement)).collect()
     }
@@ -128,284 +181,95 @@ impl OutState {
     fn count(&self, raw: &[u8]) -> usize {
         self.recs.iter().filter(|r| r.raw == raw).count()
     }
-
-    /// Takes the complete records off `pending`, strictly.
-    fn parse_pending(&mut self, at: Instant, at_eof: bool) {
-        let buf = std::mem::take(&mut self.pending);
-        let mut pos = 0;
-        while pos < buf.len() {
-            let rest = &buf[pos..];
-            let mut point = Point::default();
-            match lp::parse_record(rest, at_eof, &mut point) {
-                lp::Outcome::Record(rec) => {
-                    let raw = &rest[..rec.len];
-                    if rec.kind != lp::RecordKind::Point {
-                        self.violations.push(format!(
-                            "{:?} record on stdout: {:?}",
-                            rec.kind,
-                            String::from_utf8_lossy(raw)
-                        ));
-                    } else if rec.len != rec.body + 1
-                        || raw.last() != Some(&b'\n')
-                        || raw[..rec.body].last() == Some(&b'\r')
-                    {
-                        self.violations.push(format!(
-                            "record not ending in a single \\n: {:?}",
-                            String::from_utf8_lossy(raw)
-                        ));
-                    } else {
-                        self.recs.push(Rec {
-                            raw: raw.to_vec(),
-                            point,
-                            at,
-                        });
-                    }
-                    pos += rec.len.max(1);
-                }
-                lp::Outcome::Invalid(err) => {
-                    let skip = lp::resume_after(rest, err.offset).max(1);
-                    self.violations.push(format!(
-                        "output Telegraf would reject ({err}): {:?}",
-                        String::from_utf8_lossy(&rest[..skip])
-                    ));
-                    pos += skip;
-                }
-                lp::Outcome::NeedMore => break,
-            }
-        }
-        self.pending = buf[pos..].to_vec();
-        if at_eof && !self.pending.is_empty() {
-            self.violations.push(format!(
-                "output ends without a line feed: {:?}",
-                String::from_utf8_lossy(&self.pending)
-            ));
-            self.pending.clear();
-        }
-    }
-}
-
-#[derive(Default)]
-struct ErrState {
-    lines: Vec<(Instant, String)>,
-    eof: bool,
-}
-
-/// State shared with a reader thread, with a condition variable that is
-/// notified on every change.
-struct Shared<T> {
-    state: Mutex<T>,
-    changed: Condvar,
-}
-
-impl<T: Default> Shared<T> {
-    fn new() -> Arc<Self> {
-        Arc::new(Shared {
-            state: Mutex::new(T::default()),
-            changed: Condvar::new(),
-        })
-    }
-}
-
-impl<T> Shared<T> {
-    fn lock(&self) -> MutexGuard<'_, T> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn update(&self, f: impl FnOnce(&mut T)) {
-        f(&mut self.lock());
-        self.changed.notify_all();
-    }
-
-    /// Waits until `done` holds or `timeout` passes; returns whether it held.
-    fn wait_until(&self, timeout: Duration, mut done: impl FnMut(&T) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut guard = self.lock();
-        loop {
-            if done(&guard) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            guard = self
-                .changed
-                .wait_timeout(guard, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        }
-    }
-}
-
-fn read_stdout(mut stdout: ChildStdout, out: Arc<Shared<OutState>>) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        match stdout.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                let at = Instant::now();
-                out.update(|s| {
-                    s.parse_pending(at, true);
-                    s.eof = true;
-                });
-                return;
-            }
-            Ok(n) => {
-                let at = Instant::now();
-                out.update(|s| {
-                    s.pending.extend_from_slice(&buf[..n]);
-                    s.parse_pending(at, false);
-                });
-            }
-        }
-    }
-}
-
-fn read_stderr(mut stderr: std::process::ChildStderr, err: Arc<Shared<ErrState>>) {
-    let mut buf = vec![0u8; 16 * 1024];
-    let mut partial = Vec::new();
-    loop {
-        match stderr.read(&mut buf) {
-            Ok(0) | Err(_) => {
-                err.update(|s| {
-                    if !partial.is_empty() {
-                        s.lines.push((
-                            Instant::now(),
-                            String::from_utf8_lossy(&partial).into_owned(),
-                        ));
-                    }
-                    s.eof = true;
-                });
-                return;
-            }
-            Ok(n) => {
-                partial.extend_from_slice(&buf[..n]);
-                let at = Instant::now();
-                err.update(|s| {
-                    while let Some(k) = partial.iter().position(|&b| b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=k).collect();
-                        s.lines
-                            .push((at, String::from_utf8_lossy(&line[..k]).into_owned()));
-                    }
-                });
-            }
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------
 // The process under test
 
-struct Proc {
-    child: Arc<Mutex<Child>>,
-    pid: u32,
-    stdin: Option<ChildStdin>,
-    /// Set when the test reads stdout itself (or closes it).
-    stdout: Option<ChildStdout>,
-    /// Whether a background thread reads stdout into `out`.
-    reading: bool,
-    out: Arc<Shared<OutState>>,
-    err: Arc<Shared<ErrState>>,
-    /// Dropping it stops the watchdog.
-    _watchdog: mpsc::Sender<()>,
-    killed: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Proc {
-    /// Starts the binary with all three streams piped, stdout read and
-    /// parsed on a background thread.
-    fn spawn(args: &[&str]) -> Proc {
-        Proc::start(args, true)
-    }
-
-    /// Starts the binary; `read_stdout` false leaves stdout to the test.
-    fn start(args: &[&str], reading: bool) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("cannot start the binary");
-        let pid = child.id();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let out = Shared::<OutState>::new();
-        let err = Shared::<ErrState>::new();
-        let stdout = if reading {
-            let o = Arc::clone(&out);
-            thread::spawn(move || read_stdout(stdout, o));
-            None
-        } else {
-            Some(stdout)
-        };
-        {
-            let e = Arc::clone(&err);
-            thread::spawn(move || read_stderr(stderr, e));
-        }
-        let child = Arc::new(Mutex::new(child));
-        let killed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (tx, rx) = mpsc::channel::<()>();
-        {
-            let child = Arc::clone(&child);
-            let killed = Arc::clone(&killed);
-            thread::spawn(move || {
-                if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(HARD_TIMEOUT) {
-                    killed.store(true, std::sync::atomic::Ordering::SeqCst);
-                    // Kill on a reaped child is a no-op, never another pid.
-                    let _ = child.lock().unwrap_or_else(|e| e.into_inner()).kill();
-                }
-            });
-        }
-        Proc {
-            child,
-            pid,
-            stdin,
-            stdout,
-            reading,
-            out,
-            err,
-            _watchdog: tx,
-            killed,
-        }
-    }
-
-    /// Writes bytes to stdin at once (the pipe is unbuffered on our side).
-    fn write(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().expect("stdin already closed");
-        if let Err(e) = stdin.write_all(bytes).and_then(|()| stdin.flush()) {
-            panic!(
-                "writing stdin failed: {e}; exit {:?}; stderr:\n{}",
-                self.try_status(),
-                self.stderr_text()
-            );
-        }
-    }
-
-    /// Like [`Proc::write`], but returns the error.
-    fn try_write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        let stdin = self.stdin.as_mut().expect("stdin already closed");
-        stdin.write_all(bytes).and_then(|()| stdin.flush())
-    }
-
-    fn close_stdin(&mut self) {
-        drop(self.stdin.take());
-    }
-
-    /// Sends a signal (`TERM`, `INT`) with kill(1).
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args(["-s", name, &self.pid.to_string()])
-            .status()
-            .expect("cannot run kill");
-        assert!(status.success(), "kill -s {name} {} failed", self.pid);
-    }
-
+/// What these tests ask of the harness's child beyond the harness: stdout
+/// as records, Telegraf's conventions, a handshake, a freeze.
+trait LiveProc {
+    /// stdout so far, parsed.
+    fn out(&self) -> Out;
+    /// Waits until `done` holds on stdout, up to `timeout`.
+    fn wait_out(&self, timeout: Duration, done: impl FnMut(&Out) -> bool) -> bool;
+    /// Waits until `raw` has come out on stdout; returns when it came.
+    fn wait_line(&self, raw: &[u8], timeout: Duration) -> Option<Instant>;
+    /// Waits for the exit (up to `timeout`) and the end of the outputs;
+    /// fails the test, saying `what`, if it does not come.
+    fn expect_exit(&self, timeout: Duration, what: &str) -> (ExitStatus, Instant);
+    /// Fails on anything on stdout that Telegraf would reject, and on
+    /// stderr lines that break Telegraf's conventions.
+    fn assert_clean_streams(&self);
+    /// A handshake: a line written must come back, which also proves that
+    /// the signal handlers are installed and the loop runs.
+    fn ready(&mut self);
     /// Holds the process with SIGSTOP and waits until the kernel shows it
     /// stopped.
+    fn freeze(&self);
+}
+
+impl LiveProc for Proc {
+    fn out(&self) -> Out {
+        Out::parse(&self.stdout())
+    }
+
+    fn wait_out(&self, timeout: Duration, mut done: impl FnMut(&Out) -> bool) -> bool {
+        self.try_wait_stdout(timeout, |stdout| done(&Out::parse(stdout)))
+    }
+
+    fn wait_line(&self, raw: &[u8], timeout: Duration) -> Option<Instant> {
+        let mut at = None;
+        self.wait_out(timeout, |s| {
+            at = s.find(raw).map(|r| r.at);
+            at.is_some()
+        });
+        at
+    }
+
+    #[track_caller]
+    fn expect_exit(&self, timeout: Duration, what: &str) -> (ExitStatus, Instant) {
+        let Some(exit) = self.try_wait_exit(timeout) else {
+            panic!(
+                "{what}: still running after {timeout:?}; stderr:\n{}",
+                self.stderr_text()
+            );
+        };
+        (exit.status, exit.at)
+    }
+
+    fn assert_clean_streams(&self) {
+        let out = self.out();
+        assert!(
+            out.violations.is_empty(),
+            "stdout violations:\n{}",
+            out.violations.join("\n")
+        );
+        for line in self.stderr_lines() {
+            assert!(
+                ["E! ", "W! ", "I! ", "D! ", "T! "]
+                    .iter()
+                    .any(|p| line.starts_with(p)),
+                "stderr line without a Telegraf level prefix: {line:?}"
+            );
+            assert!(line.len() < 1024, "stderr line over 1 KiB: {line:?}");
+        }
+    }
+
+    fn ready(&mut self) {
+        let line = format!("ready,probe=1 up=1i {}\n", wall_ns());
+        self.write(line.as_bytes());
+        assert!(
+            self.wait_line(line.as_bytes(), Duration::from_secs(10))
+                .is_some(),
+            "the probe line did not come back within 10 s; stderr:\n{}",
+            self.stderr_text()
+        );
+    }
+
     fn freeze(&self) {
-        self.signal("STOP");
-        let stat = format!("/proc/{}/stat", self.pid);
+        self.signal(Signal::STOP);
+        let stat = format!("/proc/{}/stat", self.pid());
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let text = std::fs::read_to_string(&stat).unwrap_or_default();
@@ -421,158 +285,16 @@ impl Proc {
             thread::sleep(Duration::from_millis(1));
         }
     }
-
-    fn try_status(&self) -> Option<ExitStatus> {
-        self.child
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .try_wait()
-            .expect("try_wait")
-    }
-
-    /// Waits up to `timeout` for the exit; returns the status and when it
-    /// was seen (polled every 2 ms).
-    fn wait_exit(&self, timeout: Duration) -> Option<(ExitStatus, Instant)> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.try_status() {
-                return Some((status, Instant::now()));
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// Waits for the exit (up to `timeout`) and then for stdout and stderr
-    /// to be drained; fails the test if it does not come.
-    fn expect_exit(&self, timeout: Duration, what: &str) -> (ExitStatus, Instant) {
-        let Some(exit) = self.wait_exit(timeout) else {
-            panic!(
-                "{what}: still running after {timeout:?}; stderr:\n{}",
-                self.stderr_text()
-            );
-        };
-        self.drain();
-        exit
-    }
-
-    /// Waits for stdout and stderr to reach end of file after the exit.
-    fn drain(&self) {
-        if self.reading {
-            assert!(
-                self.out.wait_until(Duration::from_secs(5), |s| s.eof),
-                "stdout not closed 5 s after exit"
-            );
-        }
-        assert!(
-            self.err.wait_until(Duration::from_secs(5), |s| s.eof),
-            "stderr not closed 5 s after exit"
-        );
-    }
-
-    fn out(&self) -> MutexGuard<'_, OutState> {
-        self.out.lock()
-    }
-
-    /// Waits until `done` holds on stdout, up to `timeout`.
-    fn wait_out(&self, timeout: Duration, done: impl FnMut(&OutState) -> bool) -> bool {
-        self.out.wait_until(timeout, done)
-    }
-
-    /// Waits until `raw` has come out on stdout; returns when it came.
-    fn wait_line(&self, raw: &[u8], timeout: Duration) -> Option<Instant> {
-        let mut at = None;
-        self.wait_out(timeout, |s| {
-            at = s.find(raw).map(|r| r.at);
-            at.is_some()
-        });
-        at
-    }
-
-    fn stderr_lines(&self) -> Vec<String> {
-        self.err
-            .lock()
-            .lines
-            .iter()
-            .map(|(_, l)| l.clone())
-            .collect()
-    }
-
-    fn stderr_text(&self) -> String {
-        self.stderr_lines().join("\n")
-    }
-
-    /// Fails on anything on stdout that Telegraf would reject, and on
-    /// stderr lines that break Telegraf's conventions.
-    fn assert_clean_streams(&self) {
-        let out = self.out();
-        assert!(
-            out.violations.is_empty(),
-            "stdout violations:\n{}",
-            out.violations.join("\n")
-        );
-        drop(out);
-        for line in self.stderr_lines() {
-            assert!(
-                ["E! ", "W! ", "I! ", "D! ", "T! "]
-                    .iter()
-                    .any(|p| line.starts_with(p)),
-                "stderr line without a Telegraf level prefix: {line:?}"
-            );
-            assert!(line.len() < 1024, "stderr line over 1 KiB: {line:?}");
-        }
-    }
-
-    /// A handshake: a line written must come back, which also proves that
-    /// the signal handlers are installed and the loop runs.
-    fn ready(&mut self) {
-        let line = format!("ready,probe=1 up=1i {}\n", wall_ns());
-        self.write(line.as_bytes());
-        assert!(
-            self.wait_line(line.as_bytes(), Duration::from_secs(10))
-                .is_some(),
-            "the probe line did not come back within 10 s; stderr:\n{}",
-            self.stderr_text()
-        );
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let mut child = self.child.lock().unwrap_or_else(|e| e.into_inner());
-        if child.try_wait().ok().flatten().is_none() {
-            let _ = child.kill();
-        }
-        let _ = child.wait();
-        if self.killed.load(std::sync::atomic::Ordering::SeqCst) && !thread::panicking() {
-            panic!("the child was killed by the watchdog after {HARD_TIMEOUT:?}");
-        }
-    }
 }
 
 /// Runs the binary with `args` and stdin open (so a program that wrongly
 /// starts reading would hang) and returns (status, stdout, stderr).
 fn run_cli(args: &[&str]) -> (ExitStatus, String, String) {
-    let mut p = Proc::start(args, false);
-    let mut stdout = p.stdout.take().unwrap();
-    let reader = thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        s
-    });
-    let Some((status, _)) = p.wait_exit(Duration::from_secs(10)) else {
+    let p = Proc::spawn(args);
+    let Some(exit) = p.try_wait_exit(Duration::from_secs(10)) else {
         panic!("{args:?}: still running after 10 s");
     };
-    let out = reader.join().unwrap();
-    assert!(p.err.wait_until(Duration::from_secs(5), |s| s.eof));
-    (
-        status,
-        String::from_utf8_lossy(&out).into_owned(),
-        p.stderr_text(),
-    )
+    (exit.status, exit.stdout_text(), p.stderr_lines().join("\n"))
 }
 
 // ---------------------------------------------------------------------------
@@ -615,21 +337,6 @@ fn one_window(start: i64) -> (Vec<String>, String) {
     ];
     let row = row(["15.0", "12.0", "3.0", "100.0", "2000.0", "150.0"], start);
     (lines, row)
-}
-
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -724,8 +431,9 @@ fn idle_advance(meanwhile: Meanwhile) {
         grace / 1_000_000
     );
     // The pass-through copies came promptly.
+    let out = p.out();
     for line in &lines {
-        let at = p.out().find(line.as_bytes()).map(|r| r.at);
+        let at = out.find(line.as_bytes()).map(|r| r.at);
         let at = at.unwrap_or_else(|| panic!("pass-through copy of {line:?} missing"));
         assert!(
             at - written < Duration::from_secs(1),
@@ -836,23 +544,23 @@ fn stop(kind: Stop, frozen: bool) {
     let mut t0 = Instant::now();
     match kind {
         Stop::StdinClosed => p.close_stdin(),
-        Stop::Term => p.signal("TERM"),
+        Stop::Term => p.signal(Signal::TERM),
         Stop::TermAndStdinClosed => {
             p.close_stdin();
-            p.signal("TERM");
+            p.signal(Signal::TERM);
         }
-        Stop::Int => p.signal("INT"),
+        Stop::Int => p.signal(Signal::INT),
     }
     if frozen {
         t0 = Instant::now();
-        p.signal("CONT");
+        p.signal(Signal::CONT);
     }
     let signalled = Instant::now();
     let (status, exited) = p.expect_exit(Duration::from_secs(10), &format!("after {kind:?}"));
     let took = exited - t0;
     let rows_at = p.out().with("e2e_delays").iter().map(|r| r.at).max();
     eprintln!(
-        "stop by {kind:?}{}: exited {:.0} ms after the stop ({:.0} ms after kill(1) returned), rows out {} ms after it",
+        "stop by {kind:?}{}: exited {:.0} ms after the stop ({:.0} ms after kill(2) returned), rows out {} ms after it",
         if frozen { " (frozen, from SIGCONT)" } else { "" },
         ms_between(exited, t0),
         ms_between(exited, signalled),
@@ -961,7 +669,7 @@ fn varied_line(i: u64, rng: &mut Rng) -> (Vec<u8>, Vec<u8>) {
 fn pass_through_is_exactly_once_and_byte_for_byte() {
     const N: u64 = 2000;
     let mut p = Proc::spawn(&["--period", "1s", "--grace", "1s", "--idle", "200ms"]);
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let (mut input, mut expected) = (Vec::new(), Vec::new());
     let mut ends = Vec::new();
     for i in 0..N {
@@ -1092,10 +800,9 @@ fn garbage_is_reported_and_valid_lines_around_it_survive() {
     let line_13 =
         r#"W! invalid line 13: expected '=' after tag key at byte 12: "bad\x01bytes,\x7f =\"""#;
     assert!(
-        p.err.wait_until(Duration::from_secs(5), |s| s
-            .lines
-            .iter()
-            .any(|(_, l)| l == line_13)),
+        p.try_wait_stderr(Duration::from_secs(5), |s| s
+            .lines()
+            .any(|l| l == line_13.as_bytes())),
         "line 13 not reported as {line_13:?} while stdin is open; stderr:\n{}",
         p.stderr_text()
     );
@@ -1139,13 +846,13 @@ fn garbage_is_reported_and_valid_lines_around_it_survive() {
 // 9: stdout closed by the reader
 
 fn assert_broken_pipe_exit(p: &Proc, closed: Instant, what: &str) {
-    let Some((status, exited)) = p.wait_exit(Duration::from_secs(10)) else {
+    let Some(exit) = p.try_wait_exit(Duration::from_secs(10)) else {
         panic!(
             "{what}: still running 10 s after stdout was closed (a spin or a hang); stderr:\n{}",
             p.stderr_text()
         );
     };
-    p.drain();
+    let (status, exited) = (exit.status, exit.at);
     let took = exited - closed;
     eprintln!(
         "{what}: exited {:.0} ms after stdout was closed, {status:?}",
@@ -1173,13 +880,13 @@ fn assert_broken_pipe_exit(p: &Proc, closed: Instant, what: &str) {
 
 #[test]
 fn closed_stdout_while_feeding_ends_the_process() {
-    let mut p = Proc::start(
-        &["--period", "1s", "--grace", "1s", "--idle", "200ms"],
-        false,
-    );
+    let mut p = Launch::new()
+        .args(["--period", "1s", "--grace", "1s", "--idle", "200ms"])
+        .keep_stdout()
+        .spawn();
     p.write(format!("cpu v=1 {}\n", wall_ns()).as_bytes());
     thread::sleep(Duration::from_millis(200));
-    drop(p.stdout.take());
+    drop(p.take_stdout());
     let closed = Instant::now();
     let mut i = 0u64;
     while Instant::now() - closed < Duration::from_secs(5) && p.try_status().is_none() {
@@ -1196,8 +903,8 @@ fn closed_stdout_while_feeding_ends_the_process() {
 #[test]
 fn closed_stdout_during_a_stop_ends_the_process() {
     for kind in [Stop::StdinClosed, Stop::Term] {
-        let mut p = Proc::start(
-            &[
+        let mut p = Launch::new()
+            .args([
                 "--period",
                 "1s",
                 "--grace",
@@ -1205,19 +912,19 @@ fn closed_stdout_during_a_stop_ends_the_process() {
                 "--idle",
                 "200ms",
                 "--drop-original",
-            ],
-            false,
-        );
+            ])
+            .keep_stdout()
+            .spawn();
         let w = wall_ns().div_euclid(SEC) * SEC;
         // Rows pending in an open window; nothing else is written before
         // the stop, so the first write after it meets the closed pipe.
         p.write(one_window(w).0.concat().as_bytes());
         thread::sleep(Duration::from_millis(300));
-        drop(p.stdout.take());
+        drop(p.take_stdout());
         thread::sleep(Duration::from_millis(100));
         let closed = Instant::now();
         match kind {
-            Stop::Term => p.signal("TERM"),
+            Stop::Term => p.signal(Signal::TERM),
             _ => p.close_stdin(),
         }
         assert_broken_pipe_exit(&p, closed, &format!("stdout closed, then {kind:?}"));

@@ -27,6 +27,11 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+#[path = "support/rng.rs"]
+mod rng;
+
+use rng::Rng;
+
 const AGGREGATOR: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
 const ROUTER: &str = env!("CARGO_BIN_EXE_e2e-router");
 const REALISTIC: &str = concat!(
@@ -407,14 +412,8 @@ fn generate_workload() -> String {
     const SECONDS: i64 = 90;
     const T0: i64 = 1_700_000_000_000_000_000;
     const S: i64 = 1_000_000_000;
-    let mut rng = 0x5eed_u64;
-    let mut next = move || {
-        rng = rng.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = rng;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
+    let mut rng = Rng::new(0x5eed);
+    let mut next = move || rng.next_u64();
     let sfr = |k: u64| format!("sfr-{k:02}");
 
     // (series key text, field-set maker) per series.

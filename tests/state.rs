@@ -16,9 +16,8 @@
 //!   windows, with and without a state file.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::fs::File;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_aggregator::config::Options;
@@ -28,22 +27,31 @@ use e2e_aggregator::settings::Settings;
 use e2e_aggregator::state::{self, Loaded, StateFile};
 use proptest::prelude::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/rng.rs"]
+mod rng;
+
+use child::{Exit, Launch, Proc, Signal};
+use rng::Rng;
+
 const REALISTIC: &str = "testdata/golden/realistic/input.lp";
 const SEC: i64 = 1_000_000_000;
 
+/// How long a run or a wait may take before the test fails.
+const PATIENCE: Duration = Duration::from_secs(20);
+
 /// Runs the binary with `args`, stdin the file `input` (a replay).
-fn replay(args: &[&str], input: &Path) -> Output {
-    let out = Command::new(BIN)
+fn replay(args: &[&str], input: &Path) -> Exit {
+    let out = Launch::new()
         .args(args)
-        .stdin(std::fs::File::open(input).unwrap())
-        .output()
-        .unwrap();
+        .stdin(File::open(input).unwrap())
+        .run(PATIENCE);
     assert!(
         out.status.success(),
         "{args:?}: {:?}\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stderr)
+        out.stderr
     );
     out
 }
@@ -185,13 +193,8 @@ fn a_reverse_path_and_a_service_seen_only_in_the_first_piece_still_serve() {
 fn workload(paths: usize, secs: i64, disorder: usize, seed: u64) -> Vec<u8> {
     let t0 = 1_700_000_000 * SEC;
     let mut lines = Vec::new();
-    let mut x = seed | 1;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
+    let mut rng = Rng::new(seed);
+    let mut next = move || rng.next_u64();
     let mut t = t0;
     while t < t0 + secs * SEC {
         for p in 0..paths {
@@ -315,109 +318,17 @@ proptest! {
     }
 }
 
-/// A live child: stdin a pipe, stdout and stderr read on threads.
-struct Live {
-    child: Child,
-    stdin: Option<std::process::ChildStdin>,
-    stdout: std::sync::mpsc::Receiver<u8>,
-    stderr: std::thread::JoinHandle<String>,
-    out: Vec<u8>,
+/// Closes stdin (unless closed), waits for the exit, returns stdout,
+/// stderr and the exit code.
+fn end(mut p: Proc) -> (Vec<u8>, String, Option<i32>) {
+    let exit = p.finish(PATIENCE);
+    let code = exit.code();
+    (exit.stdout, exit.stderr, code)
 }
 
-impl Live {
-    fn start(args: &[&str]) -> Live {
-        let mut child = Command::new(BIN)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let mut stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0; 65536];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                for &b in &buf[..n] {
-                    let _ = tx.send(b);
-                }
-            }
-        });
-        let mut stderr = child.stderr.take().unwrap();
-        let stderr = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s);
-            s
-        });
-        Live {
-            child,
-            stdin,
-            stdout: rx,
-            stderr,
-            out: Vec::new(),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(bytes).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Reads stdout until `done` holds for what was read, or fails.
-    fn read_until(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !done(&self.out) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stdout.recv_timeout(left) {
-                Ok(b) => {
-                    self.out.push(b);
-                    // Look again only at line ends.
-                    while self.out.last() != Some(&b'\n') {
-                        match self.stdout.recv_timeout(left) {
-                            Ok(b) => self.out.push(b),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                Err(_) => panic!(
-                    "waited in vain for {what}; got:\n{}",
-                    String::from_utf8_lossy(&self.out)
-                ),
-            }
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .args(["-s", name, &self.child.id().to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    /// Closes stdin (unless gone), waits for the exit, returns stdout,
-    /// stderr and the exit code.
-    fn end(mut self) -> (Vec<u8>, String, Option<i32>) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < deadline, "the process did not stop");
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        while let Ok(b) = self.stdout.recv_timeout(Duration::from_secs(5)) {
-            self.out.push(b);
-        }
-        (self.out, self.stderr.join().unwrap(), status.code())
-    }
+/// Waits until `done` holds for stdout's complete lines.
+fn read_until(p: &Proc, what: &str, done: impl Fn(&[u8]) -> bool) {
+    p.wait_stdout(PATIENCE, what, |out| done(out.complete()));
 }
 
 fn count_lines(out: &[u8], prefix: &[u8]) -> usize {
@@ -463,23 +374,23 @@ fn live_sigterm_mid_stream_then_a_restart_with_the_rest() {
     let mut args = flags.to_vec();
     args.extend(["--state-file", state]);
 
-    let mut first = Live::start(&args);
-    first.send(pieces[0]);
+    let mut first = Proc::spawn(&args);
+    first.write(pieces[0]);
     let lines = timestamps(pieces[0]).len();
     // Every line is passed through: wait for all of them, then stop.
-    first.read_until("the first piece", |out| {
+    read_until(&first, "the first piece", |out| {
         count_lines(out, b"network_delays")
             + count_lines(out, b"service_delays")
             + count_lines(out, b"cpu")
             == lines
     });
-    first.signal("TERM");
-    let (out1, err1, code1) = first.end();
+    first.signal(Signal::TERM);
+    let (out1, err1, code1) = end(first);
     assert_eq!(code1, Some(0), "{err1}");
 
-    let mut second = Live::start(&args);
-    second.send(pieces[1]);
-    let (out2, err2, code2) = second.end();
+    let mut second = Proc::spawn(&args);
+    second.write(pieces[1]);
+    let (out2, err2, code2) = end(second);
     assert_eq!(code2, Some(0), "{err2}");
     assert!(err2.contains("restored"), "{err2}");
     let out3 = replay(&[&["flush"][..], &args].concat(), Path::new("/dev/null")).stdout;
@@ -527,8 +438,8 @@ fn live_sigkill_after_a_periodic_save_writes_no_window_twice() {
     // awaited below and the kill.
     args.extend(["--state-file", state_str, "--state-interval", "3s"]);
 
-    let mut first = Live::start(&args);
-    first.send(pieces[0]);
+    let mut first = Proc::spawn(&args);
+    first.write(pieces[0]);
     // Wait for a periodic save that holds the first piece: its max_ts.
     let max_first = *timestamps(pieces[0]).iter().max().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -547,24 +458,24 @@ fn live_sigkill_after_a_periodic_save_writes_no_window_twice() {
     assert!(open_at_save >= 2, "{saved}");
     // The second piece closes more windows (rows out, PATH.closed moves);
     // then the process dies without a word.
-    let before = count_lines(&first.out, b"e2e_delays");
-    first.send(pieces[1]);
-    first.read_until("rows of the second piece", |out| {
+    let before = count_lines(first.stdout().complete(), b"e2e_delays");
+    first.write(pieces[1]);
+    read_until(&first, "rows of the second piece", |out| {
         count_lines(out, b"e2e_delays") > before + 10
     });
     std::thread::sleep(Duration::from_millis(50));
-    first.signal("KILL");
-    let (out1, _, code1) = first.end();
+    first.signal(Signal::KILL);
+    let (out1, _, code1) = end(first);
     assert_eq!(code1, None, "killed");
     let at_kill = std::fs::read_to_string(&state).unwrap();
     assert_eq!(at_kill, saved, "a later save came before the kill");
 
     let second = {
-        let mut live = Live::start(&args);
-        live.send(pieces[2]);
+        let mut live = Proc::spawn(&args);
+        live.write(pieces[2]);
         live
     };
-    let (out2, err2, code2) = second.end();
+    let (out2, err2, code2) = end(second);
     assert_eq!(code2, Some(0), "{err2}");
     assert!(err2.contains("already written"), "{err2}");
     let out3 = replay(&[&["flush"][..], &args].concat(), Path::new("/dev/null")).stdout;
@@ -626,17 +537,17 @@ fn a_restart_between_two_windows_keeps_the_rows_with_a_state_file() {
         if let Some(s) = state {
             args.extend(["--state-file", s]);
         }
-        let mut first = Live::start(&args);
-        first.send(before.as_bytes());
-        first.read_until("the first window's lines", |o| {
+        let mut first = Proc::spawn(&args);
+        first.write(before.as_bytes());
+        read_until(&first, "the first window's lines", |o| {
             count_lines(o, b"service_delays") == 1
         });
         // Telegraf's stop: stdin closes (here together with SIGTERM).
-        first.signal("TERM");
-        let (out1, err1, _) = first.end();
-        let mut second = Live::start(&args);
-        second.send(after.as_bytes());
-        let (out2, err2, _) = second.end();
+        first.signal(Signal::TERM);
+        let (out1, err1, _) = end(first);
+        let mut second = Proc::spawn(&args);
+        second.write(after.as_bytes());
+        let (out2, err2, _) = end(second);
         (row_keys(&[out1, out2].concat()), format!("{err1}{err2}"))
     };
 

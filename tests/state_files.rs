@@ -20,10 +20,8 @@
 //! target in `fuzz/`).
 
 use std::fs::{self, File};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
@@ -36,7 +34,10 @@ use e2e_aggregator::pipeline::Pipeline;
 use e2e_aggregator::settings::Settings;
 use e2e_aggregator::state::snapshot;
 
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
+#[path = "support/child.rs"]
+mod child;
+
+use child::{Exit, Launch, Proc};
 
 /// How long a live test waits for anything before it fails.
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -104,6 +105,16 @@ impl Run {
     }
 }
 
+impl From<Exit> for Run {
+    fn from(exit: Exit) -> Run {
+        Run {
+            code: exit.code(),
+            stdout: String::from_utf8(exit.stdout).unwrap(),
+            stderr: exit.stderr,
+        }
+    }
+}
+
 /// A state file in a tempdir of its own.
 struct Case {
     dir: tempfile::TempDir,
@@ -148,18 +159,13 @@ impl Case {
 fn run_with(path: &Path, scratch: &Path, args: &[&str], input: &str) -> Run {
     let stdin = scratch.join("stdin.lp");
     fs::write(&stdin, input).unwrap();
-    let out = Command::new(BIN)
+    Launch::new()
         .args(args)
         .arg("--state-file")
         .arg(path)
         .stdin(File::open(&stdin).unwrap())
-        .output()
-        .unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+        .run(PATIENCE)
+        .into()
 }
 
 /// The state a run over [`INPUT`] with `args` saves.
@@ -592,10 +598,10 @@ fn a_state_file_in_a_directory_that_is_a_file_refuses_the_start() {
 fn a_second_process_on_one_state_file_is_refused() {
     let case = Case::new();
     let p = case.p();
-    let mut first = Live::start(&case.path, &[]);
-    first.wait_line(&format!("I! state file {p}: none, starting empty"));
+    let mut first = start_live(&case.path, &[]);
+    wait_line(&first, &format!("I! state file {p}: none, starting empty"));
     first.write(INPUT);
-    first.wait_stdout(&format!("{INPUT}{ROW_0}"));
+    wait_stdout(&first, &format!("{INPUT}{ROW_0}"));
 
     let refused = format!("E! state file {p}: in use by another process (lock {p}.lock held)");
     for second in [case.run(&[], INPUT), case.flush(&[])] {
@@ -604,7 +610,7 @@ fn a_second_process_on_one_state_file_is_refused() {
         assert_eq!(second.stdout, "");
     }
 
-    let first = first.finish();
+    let first = finish(first);
     first.exits(0);
     assert!(case.state() == saved_default());
 
@@ -617,125 +623,32 @@ fn a_second_process_on_one_state_file_is_refused() {
 // Failed saves
 
 /// A live process (stdin, stdout and stderr pipes) on the state file at
-/// `path`, read by two threads. `--idle 1h`: no window closes by wall time.
-struct Live {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::Receiver<Vec<u8>>,
-    stderr: mpsc::Receiver<String>,
-    out: Vec<u8>,
-    lines: Vec<String>,
+/// `path`. `--idle 1h`: no window closes by wall time.
+fn start_live(path: &Path, args: &[&str]) -> Proc {
+    Launch::new()
+        .args(["--idle", "1h"])
+        .args(args)
+        .arg("--state-file")
+        .arg(path)
+        .spawn()
 }
 
-impl Live {
-    fn start(path: &Path, args: &[&str]) -> Live {
-        let mut child = Command::new(BIN)
-            .args(["--idle", "1h"])
-            .args(args)
-            .arg("--state-file")
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let (out_tx, out_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = [0; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                let _ = out_tx.send(buf[..n].to_vec());
-            }
-        });
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (err_tx, err_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines() {
-                let Ok(line) = line else { break };
-                let _ = err_tx.send(line);
-            }
-        });
-        Live {
-            stdin: child.stdin.take(),
-            child,
-            stdout: out_rx,
-            stderr: err_rx,
-            out: Vec::new(),
-            lines: Vec::new(),
-        }
-    }
-
-    fn write(&mut self, text: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        stdin.write_all(text.as_bytes()).unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn drain(&mut self, wait: Duration) {
-        if let Ok(chunk) = self.stdout.recv_timeout(wait) {
-            self.out.extend(chunk);
-        }
-        self.out.extend(self.stdout.try_iter().flatten());
-        self.lines.extend(self.stderr.try_iter());
-    }
-
-    /// Waits until stdout has been exactly `expected` so far.
-    fn wait_stdout(&mut self, expected: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while self.out.len() < expected.len() && Instant::now() < deadline {
-            self.drain(Duration::from_millis(20));
-        }
-        assert_eq!(
-            String::from_utf8_lossy(&self.out),
-            expected,
-            "stderr: {:#?}",
-            self.lines
-        );
-    }
-
-    /// Waits until stderr has had this line.
-    fn wait_line(&mut self, line: &str) {
-        let deadline = Instant::now() + PATIENCE;
-        while !self.lines.iter().any(|l| l == line) {
-            assert!(
-                Instant::now() < deadline,
-                "no line {line:?} on stderr: {:#?}",
-                self.lines
-            );
-            self.drain(Duration::from_millis(20));
-        }
-    }
-
-    /// Closes stdin and waits for the exit and the end of both pipes.
-    fn finish(mut self) -> Run {
-        self.stdin = None;
-        let deadline = Instant::now() + PATIENCE;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the process did not stop");
-            self.drain(Duration::from_millis(20));
-        };
-        // Both threads end at end of pipe: collect everything.
-        self.out.extend(self.stdout.iter().flatten());
-        self.lines.extend(self.stderr.iter());
-        Run {
-            code: status.code(),
-            stdout: String::from_utf8(std::mem::take(&mut self.out)).unwrap(),
-            stderr: self.lines.iter().map(|l| format!("{l}\n")).collect(),
-        }
-    }
+/// Waits until stdout has been exactly `expected` so far.
+fn wait_stdout(p: &Proc, expected: &str) {
+    p.try_wait_stdout(PATIENCE, |out| out.bytes.len() >= expected.len());
+    assert_eq!(p.stdout().text(), expected, "stderr:\n{}", p.stderr_text());
 }
 
-impl Drop for Live {
-    fn drop(&mut self) {
-        // Only reached with the child still running when a test failed.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Waits until stderr has had this line.
+fn wait_line(p: &Proc, line: &str) {
+    p.wait_stderr_line(PATIENCE, &format!("the line {line:?} on stderr"), |l| {
+        l == line
+    });
+}
+
+/// Closes stdin and waits for the exit and the end of both pipes.
+fn finish(mut p: Proc) -> Run {
+    p.finish(PATIENCE).into()
 }
 
 /// Replaces the directory `dir` by a regular file (its contents kept at
@@ -759,12 +672,12 @@ fn a_failed_save_at_stop_exits_1_after_writing_everything() {
     let dir = case.dir.path().join("sub");
     fs::create_dir(&dir).unwrap();
     let path = dir.join("state.json");
-    let mut live = Live::start(&path, &[]);
+    let mut live = start_live(&path, &[]);
     live.write(INPUT);
-    live.wait_stdout(&format!("{INPUT}{ROW_0}"));
+    wait_stdout(&live, &format!("{INPUT}{ROW_0}"));
 
     let away = break_dir(&dir);
-    let run = live.finish();
+    let run = finish(live);
     run.exits(1);
     run.has_line(&format!(
         "E! state file {}: save failed: Not a directory (os error 20)",
@@ -789,14 +702,14 @@ fn a_failed_periodic_save_is_logged_and_processing_goes_on() {
     fs::create_dir(&dir).unwrap();
     let path = dir.join("state.json");
     let p = path.display();
-    let mut live = Live::start(&path, &["--state-interval", "200ms"]);
+    let mut live = start_live(&path, &["--state-interval", "200ms"]);
     let (head, tail) = INPUT.split_at(
         INPUT
             .find("network_delays,path=p1,source=a,target=b latency=30")
             .unwrap(),
     );
     live.write(head);
-    live.wait_stdout(head);
+    wait_stdout(&live, head);
     let deadline = Instant::now() + PATIENCE;
     while !path.exists() {
         assert!(Instant::now() < deadline, "no periodic save");
@@ -804,22 +717,24 @@ fn a_failed_periodic_save_is_logged_and_processing_goes_on() {
     }
 
     let away = break_dir(&dir);
-    live.wait_line(&format!(
-        "E! state file {p}: save failed: Not a directory (os error 20)"
-    ));
+    wait_line(
+        &live,
+        &format!("E! state file {p}: save failed: Not a directory (os error 20)"),
+    );
     // Still running: the rest goes through and the window at 0 s closes
     // (its frontier cannot be recorded either).
     live.write(tail);
-    live.wait_stdout(&format!("{INPUT}{ROW_0}"));
-    live.wait_line(&format!(
-        "E! state file {p}: cannot record closed windows: Not a directory (os error 20)"
-    ));
+    wait_stdout(&live, &format!("{INPUT}{ROW_0}"));
+    wait_line(
+        &live,
+        &format!("E! state file {p}: cannot record closed windows: Not a directory (os error 20)"),
+    );
     // The old file stays.
     let old = fs::read(away.join("state.json")).unwrap();
     assert!(snapshot::decode(&old).is_ok());
 
     mend_dir(&dir, &away);
-    let run = live.finish();
+    let run = finish(live);
     run.exits(0);
     assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
     assert!(fs::read(&path).unwrap() == saved_default());
@@ -844,15 +759,18 @@ fn a_full_disk_at_stop_keeps_the_old_file_and_exits_1() {
     case.run(&[], head).exits(0);
     let old = case.state();
 
-    let mut live = Live::start(&case.path, &[]);
-    live.wait_line(&format!(
-        "I! state file {}: restored 1 windows, 0 cache entries, max_ts 1700000002000000000",
-        case.p()
-    ));
+    let mut live = start_live(&case.path, &[]);
+    wait_line(
+        &live,
+        &format!(
+            "I! state file {}: restored 1 windows, 0 cache entries, max_ts 1700000002000000000",
+            case.p()
+        ),
+    );
     live.write(tail);
-    live.wait_stdout(&format!("{tail}{ROW_0}"));
+    wait_stdout(&live, &format!("{tail}{ROW_0}"));
     std::os::unix::fs::symlink("/dev/full", case.with(".tmp")).unwrap();
-    let run = live.finish();
+    let run = finish(live);
     run.exits(1);
     run.has_line(&format!(
         "E! state file {}: save failed: No space left on device (os error 28)",

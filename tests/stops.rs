@@ -8,49 +8,17 @@
 //!   incomplete, counted invalid, not passed through.
 //! - stdin that cannot be read: `E!` and exit status 1.
 
+use std::fs::File;
 use std::io::{Read, Write};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
+#[path = "support/child.rs"]
+mod child;
 
-fn term(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-s", "TERM", &child.id().to_string()])
-        .status()
-        .expect("cannot run kill");
-    assert!(status.success());
-}
+use child::{Launch, Proc, Signal};
 
-/// Waits for the child, killing it after a generous bound.
-fn wait(mut child: Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("the process did not stop");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Sends SIGTERM, then reads the rest of stdout and all of stderr and
-/// waits for the exit.
-fn stop(
-    mut child: Child,
-    mut stdout: std::process::ChildStdout,
-) -> (Vec<u8>, String, std::process::ExitStatus) {
-    term(&child);
-    let mut rest = Vec::new();
-    stdout.read_to_end(&mut rest).unwrap();
-    let mut stderr = String::new();
-    let mut pipe = child.stderr.take().unwrap();
-    pipe.read_to_string(&mut stderr).unwrap();
-    (rest, stderr, wait(child))
-}
+/// A generous bound on every wait.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 #[test]
 fn a_signal_during_a_file_replay_stops_at_a_line_end() {
@@ -62,19 +30,19 @@ fn a_signal_during_a_file_replay_stops_at_a_line_end() {
     }
     std::fs::write(&path, &input).unwrap();
 
-    let mut child = Command::new(BIN)
-        .stdin(std::fs::File::open(&path).unwrap())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let mut p = Launch::new()
+        .stdin(File::open(&path).unwrap())
+        .keep_stdout()
+        .spawn();
+    let mut stdout = p.take_stdout();
     // Read a little, so the process is blocked on stdout mid-replay, then
     // stop it and read the rest.
     let mut out = vec![0; 1 << 20];
     stdout.read_exact(&mut out).unwrap();
-    let (rest, stderr, status) = stop(child, stdout);
-    out.extend(rest);
+    p.signal(Signal::TERM);
+    stdout.read_to_end(&mut out).unwrap();
+    let exit = p.wait_exit(PATIENCE);
+    let (status, stderr) = (exit.status, exit.stderr);
 
     assert!(status.success(), "{status:?} {stderr}");
     assert!(
@@ -98,23 +66,13 @@ fn a_signal_during_a_file_replay_stops_at_a_line_end() {
 
 #[test]
 fn a_signal_while_a_pipe_writer_is_mid_line_drops_the_fragment() {
-    let mut child = Command::new(BIN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(b"cpu v=1 1\nnetwork_delays,path=p,source=a,target=b latency=1")
-        .unwrap();
-    stdin.flush().unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0; 10];
-    stdout.read_exact(&mut first).unwrap();
-    assert_eq!(&first, b"cpu v=1 1\n");
-    let (rest, stderr, status) = stop(child, stdout);
-    drop(stdin);
+    let mut p = Proc::spawn(&[]);
+    p.write(b"cpu v=1 1\nnetwork_delays,path=p,source=a,target=b latency=1");
+    p.wait_stdout(PATIENCE, "the first line", |out| out.bytes.len() >= 10);
+    assert_eq!(&p.stdout().bytes[..10], b"cpu v=1 1\n");
+    p.signal(Signal::TERM);
+    let exit = p.wait_exit(PATIENCE);
+    let (status, stderr, rest) = (exit.status, exit.stderr, &exit.stdout[10..]);
 
     assert!(status.success(), "{status:?} {stderr}");
     assert_eq!(rest, b"", "the fragment is not passed through");
@@ -134,12 +92,11 @@ fn a_signal_while_a_pipe_writer_is_mid_line_drops_the_fragment() {
 #[test]
 fn a_stdin_that_cannot_be_read_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
-    let output = Command::new(BIN)
-        .stdin(std::fs::File::open(dir.path()).unwrap())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let exit = Launch::new()
+        .stdin(File::open(dir.path()).unwrap())
+        .run(PATIENCE);
+    let stderr = &exit.stderr;
+    assert_eq!(exit.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("E! reading stdin failed: Is a directory"),
         "{stderr}"

@@ -18,7 +18,9 @@
 //!
 //! Tests include it with `mod support;`; benches and fuzz targets with
 //! `#[path = "<relative path>/tests/support/mod.rs"] mod support;`. It uses
-//! the crate and std only, so that the fuzz crate needs nothing more.
+//! the crate and std only, so that the fuzz crate needs nothing more. Tests
+//! that run the binary as a child process include `child.rs` beside it
+//! (`#[path = "support/child.rs"] mod child;`), which needs rustix.
 
 // Each user compiles this module and uses only part of it.
 #![allow(dead_code)]
