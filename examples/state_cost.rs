@@ -14,7 +14,7 @@ use std::time::Instant;
 use e2e_aggregator::config::Options;
 use e2e_aggregator::pipeline::Pipeline;
 use e2e_aggregator::settings::Settings;
-use e2e_aggregator::state::{snapshot, StateFile};
+use e2e_aggregator::state::{snapshot, StateFile, StateId};
 
 fn main() {
     let sizes: Vec<usize> = std::env::args()
@@ -51,7 +51,12 @@ fn main() {
         let cloned = start.elapsed();
         drop(copy);
         let start = Instant::now();
-        let snap = snapshot::capture(engine.settings(), windows, join);
+        let identity = snapshot::Identity {
+            id: Some(StateId::new()),
+            journal: 0,
+            wall: None,
+        };
+        let snap = snapshot::capture(engine.settings(), &identity, windows, join);
         let captured = start.elapsed();
         let bytes = snapshot::encode(&snap);
         let encoded = start.elapsed() - captured;

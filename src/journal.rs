@@ -193,10 +193,24 @@ mod tests {
     fn a_cut_frame_is_partial_and_garbage_is_damaged() {
         let bytes = sample();
         let whole = frames(&bytes).0.len();
+        // Where each frame ends.
+        let mut ends = Vec::new();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+            pos += HEADER + len;
+            ends.push(pos);
+        }
         for cut in 1..bytes.len() {
             let (entries, tail) = frames(&bytes[..cut]);
-            assert!(entries.len() < whole, "cut at {cut}");
-            assert!(matches!(tail, Tail::Partial(n) if n > 0), "cut at {cut}: {tail:?}");
+            let before = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(entries.len(), before, "cut at {cut}");
+            let last_end = if before == 0 { 0 } else { ends[before - 1] };
+            let expected = match cut - last_end {
+                0 => Tail::Whole,
+                n => Tail::Partial(n),
+            };
+            assert_eq!(tail, expected, "cut at {cut}");
         }
         for flip in 0..bytes.len() {
             let mut bad = bytes.clone();

@@ -24,7 +24,8 @@ use e2e_aggregator::config::Options;
 use e2e_aggregator::input::End;
 use e2e_aggregator::pipeline::Pipeline;
 use e2e_aggregator::settings::Settings;
-use e2e_aggregator::state::{self, Loaded, StateFile};
+use e2e_aggregator::state::checkpoint::StartError;
+use e2e_aggregator::state::Checkpoint;
 use proptest::prelude::*;
 
 #[path = "support/child.rs"]
@@ -240,46 +241,54 @@ fn settings(flags: &[&str]) -> Settings {
     Settings::new(&Options::load(args).unwrap())
 }
 
-/// Takes the state file. A child spawned by another test of this process
-/// can hold a copy of the previous piece's lock for the instant between its
-/// fork and its exec, so "in use" is tried again.
-fn open(path: &Path) -> StateFile {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        match StateFile::open(path) {
-            Ok(file) => return file,
-            Err(e) if e.contains("in use") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
-/// What `run` does with a state file, in process: restore, feed, save.
+/// What `run` does with a state file, in process, through the same
+/// checkpoint protocol: restore, feed, end of input, stop.
 fn run_in_process(piece: &[u8], flags: &[&str], path: &Path) -> Vec<u8> {
-    let file = open(path);
-    let mut p = Pipeline::new(settings(flags));
-    if let Loaded::State { windows, join } = file.load(p.engine().settings()).unwrap() {
-        p.engine().restore(windows, join, None);
-    }
+    let options = options_with_state(flags, path);
+    let mut p = Pipeline::new(Settings::new(&options));
+    let mut out = Vec::new();
+    let mut checkpoint = restore(&options, &mut p, &mut out);
     p.feed(piece, None);
     p.end_input(End::Eof, None);
-    let engine = p.engine();
-    let (windows, join) = engine.state();
-    state::save(&file, engine.settings(), windows, join).unwrap();
-    std::mem::take(p.output())
+    let stopped = checkpoint.stop(&mut p, Some(&mut out));
+    assert!(stopped.saved && stopped.written, "{stopped:?}");
+    out.extend_from_slice(p.output());
+    out
 }
 
 /// What `flush` does, in process.
 fn flush_in_process(flags: &[&str], path: &Path) -> Vec<u8> {
-    let file = open(path);
-    let mut p = Pipeline::new(settings(flags));
-    if let Loaded::State { windows, join } = file.load(p.engine().settings()).unwrap() {
-        p.engine().restore(windows, join, None);
+    let options = options_with_state(flags, path);
+    let mut p = Pipeline::new(Settings::new(&options));
+    let mut out = Vec::new();
+    let mut checkpoint = restore(&options, &mut p, &mut out);
+    let retired = checkpoint.retire(&mut p, &mut out);
+    assert!(retired.saved && retired.written, "{retired:?}");
+    out
+}
+
+fn options_with_state(flags: &[&str], path: &Path) -> Options {
+    let args = ["e2e-aggregator", "--log-level", "error", "--state-file"]
+        .into_iter()
+        .chain([path.to_str().unwrap()])
+        .chain(flags.iter().copied());
+    Options::load(args).unwrap()
+}
+
+/// Takes and restores the state file. A child spawned by another test of
+/// this process can hold a copy of the previous piece's lock for the
+/// instant between its fork and its exec, so "in use" is tried again.
+fn restore(options: &Options, p: &mut Pipeline, out: &mut Vec<u8>) -> Checkpoint {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match Checkpoint::restore(options, p, None, out) {
+            Ok(checkpoint) => return checkpoint,
+            Err(StartError::Refused(e)) if e.contains("in use") && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e:?}"),
+        }
     }
-    p.engine().close_all();
-    std::mem::take(p.output())
 }
 
 proptest! {
@@ -329,6 +338,11 @@ fn end(mut p: Proc) -> (Vec<u8>, String, Option<i32>) {
 /// Waits until `done` holds for stdout's complete lines.
 fn read_until(p: &Proc, what: &str, done: impl Fn(&[u8]) -> bool) {
     p.wait_stdout(PATIENCE, what, |out| done(out.complete()));
+}
+
+/// Line feeds in `bytes`.
+fn memchr_count(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b == b'\n').count()
 }
 
 fn count_lines(out: &[u8], prefix: &[u8]) -> usize {
@@ -424,7 +438,7 @@ fn row_keys(out: &[u8]) -> BTreeMap<String, usize> {
 }
 
 #[test]
-fn live_sigkill_after_a_periodic_save_writes_no_window_twice() {
+fn live_sigkill_after_a_periodic_save_loses_nothing_and_repeats_only_copies() {
     let input = recent_workload();
     let flags = ["--period", "2s", "--grace", "4s", "--idle", "1h"];
     let ts = timestamps(&input);
@@ -437,8 +451,10 @@ fn live_sigkill_after_a_periodic_save_writes_no_window_twice() {
     // Long enough that no second periodic save comes between the one
     // awaited below and the kill.
     args.extend(["--state-file", state_str, "--state-interval", "3s"]);
+    let mut first_args = args.clone();
+    first_args.extend(["--stats-interval", "100ms"]);
 
-    let mut first = Proc::spawn(&args);
+    let mut first = Proc::spawn(&first_args);
     first.write(pieces[0]);
     // Wait for a periodic save that holds the first piece: its max_ts.
     let max_first = *timestamps(pieces[0]).iter().max().unwrap();
@@ -454,52 +470,43 @@ fn live_sigkill_after_a_periodic_save_writes_no_window_twice() {
         );
         std::thread::sleep(Duration::from_millis(20));
     };
-    let open_at_save = saved.matches("\"start\":").count();
-    assert!(open_at_save >= 2, "{saved}");
-    // The second piece closes more windows (rows out, PATH.closed moves);
-    // then the process dies without a word.
-    let before = count_lines(first.stdout().complete(), b"e2e_delays");
+    assert!(saved.matches("\"start\":").count() >= 2, "{saved}");
+    // The second piece closes more windows and changes the open ones;
+    // once all of it is applied (the self-metrics say so), the process
+    // dies without a word.
     first.write(pieces[1]);
-    read_until(&first, "rows of the second piece", |out| {
-        count_lines(out, b"e2e_delays") > before + 10
+    let lines = memchr_count(pieces[0]) + memchr_count(pieces[1]);
+    let applied = format!("lines_in={lines}i");
+    read_until(&first, "the second piece applied", |out| {
+        String::from_utf8_lossy(out).contains(&applied)
     });
-    std::thread::sleep(Duration::from_millis(50));
     first.signal(Signal::KILL);
     let (out1, _, code1) = end(first);
     assert_eq!(code1, None, "killed");
     let at_kill = std::fs::read_to_string(&state).unwrap();
     assert_eq!(at_kill, saved, "a later save came before the kill");
 
-    let second = {
-        let mut live = Proc::spawn(&args);
-        live.write(pieces[2]);
-        live
-    };
+    let mut second = Proc::spawn(&args);
+    second.write(pieces[2]);
     let (out2, err2, code2) = end(second);
     assert_eq!(code2, Some(0), "{err2}");
-    assert!(err2.contains("already written"), "{err2}");
+    assert!(
+        err2.contains("replayed") && !err2.contains("replayed 0 journal entries"),
+        "{err2}"
+    );
     let out3 = replay(&[&["flush"][..], &args].concat(), Path::new("/dev/null")).stdout;
 
-    let all = [out1, out2, out3].concat();
-    let written = row_keys(&all);
-    let twice: Vec<_> = written.iter().filter(|(_, &n)| n > 1).collect();
-    assert!(twice.is_empty(), "written twice: {twice:?}");
-    // Every (series, window) row of a whole run is there, except windows
-    // that only had points in the input lost between the save and the
-    // kill: compare against a whole run without that lost stretch.
-    let expected = row_keys(&whole(&input, &flags));
-    let missing: Vec<_> = expected
-        .keys()
-        .filter(|k| !written.contains_key(*k))
+    // Exactly the rows of one uninterrupted run, in order, once each:
+    // the kill came when every closed window's record was written.
+    let got: Vec<&[u8]> = [&out1[..], &out2, &out3]
+        .into_iter()
+        .flat_map(|o| rows(o))
         .collect();
-    let lost_from = *timestamps(pieces[1]).iter().min().unwrap() - 4 * SEC - 2 * SEC;
-    for key in &missing {
-        let ts: i64 = key.rsplit(' ').next().unwrap().parse().unwrap();
-        assert!(
-            ts >= lost_from,
-            "row {key} missing although its window was saved"
-        );
-    }
+    let whole_run = whole(&input, &flags);
+    let expected = rows(&whole_run);
+    assert!(rows(&out2).len() > 10, "the restored process wrote rows");
+    assert_eq!(got.len(), expected.len());
+    assert!(got == expected, "rows differ from one uninterrupted run");
 }
 
 /// Input for one window at `t` of path p (forward, reverse, service) or

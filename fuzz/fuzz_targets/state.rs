@@ -6,10 +6,15 @@
 //! and the engine runs on it without a panic: a value of every kind added
 //! to every restored series, a point at `max_ts`, every window closed.
 //!
+//! Then the journal: the bytes after the state's first line feed, read as
+//! journal frames (torn, foreign or garbage as they come), are replayed
+//! through the engine on the restored state: never a panic, and a replay
+//! of whatever frames are whole.
+//!
 //! Settings: the defaults (`--period 5s`, ns, the standard measurement
 //! names, which seeds written by the binary with its defaults match) plus
-//! `--cache-ttl 10s`. For an input of odd length, a `PATH.closed` frontier
-//! one period past its `closed_until` is applied (dropping a window).
+//! `--cache-ttl 10s`. For an input of odd length the restore is live, with
+//! a wall clock one period past its `closed_until`.
 
 #![no_main]
 
@@ -23,7 +28,9 @@ use e2e_aggregator::lp::Number;
 use e2e_aggregator::pipeline::Pipeline;
 use e2e_aggregator::schema::{Kind, Values};
 use e2e_aggregator::settings::Settings;
-use e2e_aggregator::state::snapshot;
+use e2e_aggregator::journal;
+use e2e_aggregator::schema::WindowEnd;
+use e2e_aggregator::state::snapshot::{self, Identity};
 use e2e_aggregator::window::Windows;
 
 fn settings() -> &'static Arc<Settings> {
@@ -36,32 +43,45 @@ fn settings() -> &'static Arc<Settings> {
 }
 
 /// The bytes a save of this state writes.
-fn encoded(settings: &Settings, windows: &Windows, join: &Join) -> Vec<u8> {
-    snapshot::encode(&snapshot::capture(settings, windows, join))
+fn encoded(settings: &Settings, identity: &Identity, windows: &Windows, join: &Join) -> Vec<u8> {
+    snapshot::encode(&snapshot::capture(settings, identity, windows, join))
+}
+
+/// Replays `frames` as a journal, then closes every window.
+fn replay(mut pipeline: Pipeline, frames: &[u8]) {
+    let (entries, _tail) = journal::frames(frames);
+    pipeline.replay_journal(entries);
+    pipeline.engine().keep_replayed_rows(WindowEnd(i64::MIN));
+    pipeline.engine().close_all();
 }
 
 fuzz_target!(|data: &[u8]| {
     let settings = settings();
-    let Ok(decoded) = snapshot::decode(data) else {
-        return;
+    let (data, frames) = match data.iter().position(|&b| b == b'\n') {
+        Some(k) => data.split_at(k + 1),
+        None => (data, &[][..]),
     };
-    // An odd length: `PATH.closed` says one more window was written.
+    let Ok(decoded) = snapshot::decode(data) else {
+        return replay(Pipeline::new((**settings).clone()), frames);
+    };
+    // An odd length: a live restore.
     let period = settings.period;
-    let written = match data.len() % 2 {
+    let now = match data.len() % 2 {
         1 => Some(decoded.closed_until.unwrap_or(0).saturating_add(period)),
         _ => None,
     };
-    let Ok(restored) = snapshot::restore(decoded, settings, written) else {
-        return;
+    let Ok(restored) = snapshot::restore(decoded, settings, now) else {
+        return replay(Pipeline::new((**settings).clone()), frames);
     };
     let join = Join::from_caches(settings.clone(), restored.caches);
-    let bytes = encoded(settings, &restored.windows, &join);
+    let identity = restored.identity;
+    let bytes = encoded(settings, &identity, &restored.windows, &join);
 
     let again = snapshot::decode(&bytes).expect("a saved state decodes");
     let again = snapshot::restore(again, settings, None).expect("a saved state restores");
     let join_again = Join::from_caches(settings.clone(), again.caches);
     assert!(
-        encoded(settings, &again.windows, &join_again) == bytes,
+        encoded(settings, &identity, &again.windows, &join_again) == bytes,
         "save -> restore -> save changed the bytes: \"{}\"",
         bytes.escape_ascii()
     );
@@ -97,5 +117,5 @@ fuzz_target!(|data: &[u8]| {
         let line = format!("network_delays,path=p,source=a,target=b latency=1 {ts}\n");
         pipeline.feed(line.as_bytes(), None);
     }
-    pipeline.engine().close_all();
+    replay(pipeline, frames);
 });
