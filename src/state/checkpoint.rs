@@ -326,10 +326,10 @@ impl Held {
             settings.max_future,
         );
         let written = match written {
-            Some(w) if w > frontier.0 => match bound.check("its frontier", w) {
+            Some(w) if w > frontier.0 => match bound.check("frontier", w) {
                 Ok(()) => Some(w),
                 Err(why) => {
-                    self.file.quarantine_closed(&why);
+                    self.file.quarantine_closed(&format!("is refused: {why}"));
                     None
                 }
             },
@@ -402,7 +402,7 @@ impl Held {
             journal: 0,
             wall,
         };
-        self.seq = 0;
+        self.seq = 1;
         log::info!("state file {p}: none, starting empty");
         self.save_now(pipeline);
     }
@@ -423,7 +423,8 @@ impl Held {
             }
             Closed::Frontier(_, v) => Bound::new(settings.period, None, Some(i64::MAX), wall, settings.max_future)
                 .check("frontier", v)
-                .map(|()| v),
+                .map(|()| v)
+                .map_err(|why| format!("is refused: {why}")),
         };
         match ours {
             Ok(v) => Some(v),
@@ -528,7 +529,9 @@ impl Held {
         (replayed, files)
     }
 
-    /// Appends the engine's journal entries of this chunk: one write.
+    /// Appends the engine's journal entries of this chunk: one write. If
+    /// that fails they are kept and tried again with the next chunk's, up
+    /// to `--journal-max`; beyond that they are dropped, loudly.
     fn append_journal(&mut self, pipeline: &mut Pipeline) {
         let Some(changes) = pipeline.engine().journal() else {
             return;
@@ -548,10 +551,24 @@ impl Held {
                 })
             }
         };
-        changes.clear();
-        if let Err(e) = result {
-            let path = journal_files::path(&self.file, self.seq);
-            self.error(format_args!("cannot append to {}: {e}", path.display()));
+        let pending = frames.len() as u64;
+        let path = journal_files::path(&self.file, self.seq);
+        match result {
+            Ok(()) => changes.clear(),
+            Err(e) if pending <= self.journal_max => {
+                self.error(format_args!(
+                    "cannot append to {}: {e}; {pending} bytes of entries kept to try again",
+                    path.display()
+                ));
+            }
+            Err(e) => {
+                changes.clear();
+                self.error(format_args!(
+                    "cannot append to {}: {e}; {pending} bytes of entries dropped \
+                     (more than --journal-max): a crash now loses them",
+                    path.display()
+                ));
+            }
         }
     }
 
@@ -574,16 +591,25 @@ impl Held {
         }
     }
 
-    /// The identity a save now writes: this journal file and those before
-    /// it are covered.
+    /// The identity a save now writes: the journal files written so far
+    /// are covered (the current one only if it was begun, so that the
+    /// numbers of the files stay without gaps).
     fn identity_now(&mut self) -> Identity {
         if self.live {
             let wall = Now::read().wall;
             self.identity.wall = Some(self.identity.wall.map_or(wall, |w| w.max(wall)));
         }
+        let begun = u64::from(self.journal.is_some());
         Identity {
-            journal: self.seq,
+            journal: self.seq + begun - 1,
             ..self.identity.clone()
+        }
+    }
+
+    /// After a save's copy: the next entries go to a new journal file.
+    fn rotate(&mut self) {
+        if self.journal.take().is_some() {
+            self.seq += 1;
         }
     }
 
@@ -599,8 +625,7 @@ impl Held {
         if let Some(saver) = &self.saver {
             saver.save(windows, join, identity);
         }
-        self.journal = None;
-        self.seq += 1;
+        self.rotate();
     }
 
     /// Saves on this thread (at start, stop, `flush`); on success the
@@ -611,8 +636,7 @@ impl Held {
         let (windows, join) = engine.state();
         match save(&self.file, engine.settings(), &identity, windows, join) {
             Ok(()) => {
-                self.journal = None;
-                self.seq += 1;
+                self.rotate();
                 true
             }
             Err(e) => {

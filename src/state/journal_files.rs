@@ -23,9 +23,14 @@ pub struct Writer {
 impl Writer {
     /// Creates `PATH.journal.seq` for state `id`.
     pub fn create(state: &StateFile, id: &StateId, seq: u64) -> io::Result<Writer> {
-        let mut file = create_new(&path(state, seq))?;
+        let path = path(state, seq);
+        let mut file = create_new(&path)?;
         let header = format!("{MAGIC} {id} {seq}\n");
-        file.write_all(header.as_bytes())?;
+        if let Err(e) = file.write_all(header.as_bytes()) {
+            // Made again on the next try.
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
         Ok(Writer {
             file,
             seq,
