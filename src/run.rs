@@ -104,7 +104,13 @@ pub fn run(options: &Options) -> Exit {
     };
     log::debug!("started ({} mode)", if replay { "replay" } else { "live" });
 
-    let stopped = event_loop(&mut pipeline, &mut chunks, &clocks, &mut checkpoint, &mut out);
+    let stopped = event_loop(
+        &mut pipeline,
+        &mut chunks,
+        &clocks,
+        &mut checkpoint,
+        &mut out,
+    );
     // The reader and the workers end when their channels close.
     drop(chunks);
     let (stop, end) = match stopped {

@@ -88,7 +88,11 @@ fn lines_behind_a_chunk_sized_record_are_applied_at_once_and_survive_sigterm() {
     p.signal(Signal::TERM);
     let exit = p.wait_exit(PATIENCE);
     assert_eq!(exit.code(), Some(0), "{}", exit.stderr);
-    assert!(exit.stderr.contains("lines in 61, passed through 61"), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("lines in 61, passed through 61"),
+        "{}",
+        exit.stderr
+    );
     assert!(!exit.stderr.contains("incomplete"), "{}", exit.stderr);
     assert_eq!(
         exit.stdout.iter().filter(|&&b| b == b'\n').count(),
@@ -115,7 +119,10 @@ fn neighbours_without_their_state_file_are_set_aside_not_applied() {
     p.wait_exit(PATIENCE);
     let closed = state.with_extension("json.closed");
     let journal = state.with_extension("json.journal.1");
-    assert!(closed.exists() && journal.exists(), "closed and journal left");
+    assert!(
+        closed.exists() && journal.exists(),
+        "closed and journal left"
+    );
     // The operator starts afresh: the state file goes, its neighbours stay.
     fs::remove_file(&state).unwrap();
     let second = window("p", T0 + 2 * SEC);
@@ -128,7 +135,11 @@ fn neighbours_without_their_state_file_are_set_aside_not_applied() {
             file.display(),
             file.display()
         );
-        assert!(exit.stderr.contains(&line), "no {line:?} in\n{}", exit.stderr);
+        assert!(
+            exit.stderr.contains(&line),
+            "no {line:?} in\n{}",
+            exit.stderr
+        );
         assert!(Path::new(&format!("{}.bad", file.display())).exists());
     }
     // Nothing of the old life counts: the point of the earlier window is
@@ -166,7 +177,11 @@ fn flush_with_a_closed_stdout_leaves_the_state_as_it_was() {
         .stdin(fs::File::open("/dev/null").unwrap())
         .run(PATIENCE);
     assert_eq!(exit.code(), Some(0), "{}", exit.stderr);
-    assert_eq!(rows(&exit.stdout).len(), 1, "the rows come with the next flush");
+    assert_eq!(
+        rows(&exit.stdout).len(),
+        1,
+        "the rows come with the next flush"
+    );
 }
 
 #[test]
@@ -175,7 +190,12 @@ fn failed_saves_then_a_kill_lose_no_row_and_repeat_none() {
     let sub = dir.path().join("sub");
     fs::create_dir(&sub).unwrap();
     let (_, arg) = state_arg(&sub);
-    let args = [arg.as_str(), "--idle=1h", "--state-interval=100ms", "--stats-interval=50ms"];
+    let args = [
+        arg.as_str(),
+        "--idle=1h",
+        "--state-interval=100ms",
+        "--stats-interval=50ms",
+    ];
     let mut input = String::new();
     for k in 0..40 {
         input.push_str(&window("p", T0 + k * SEC));
@@ -192,7 +212,9 @@ fn failed_saves_then_a_kill_lose_no_row_and_repeat_none() {
     fs::rename(&sub, &away).unwrap();
     fs::write(&sub, "").unwrap();
     p.write(a2);
-    p.wait_stderr(PATIENCE, "a failed save", |err| err.text().contains("save failed"));
+    p.wait_stderr(PATIENCE, "a failed save", |err| {
+        err.text().contains("save failed")
+    });
     fs::remove_file(&sub).unwrap();
     fs::rename(&away, &sub).unwrap();
     let lines = a.matches('\n').count();
@@ -207,12 +229,14 @@ fn failed_saves_then_a_kill_lose_no_row_and_repeat_none() {
 
     let second = Launch::new()
         .args(&args[..2])
-        .stdin(fs::File::open({
-            let f = dir.path().join("b.lp");
-            fs::write(&f, b).unwrap();
-            f
-        })
-        .unwrap())
+        .stdin(
+            fs::File::open({
+                let f = dir.path().join("b.lp");
+                fs::write(&f, b).unwrap();
+                f
+            })
+            .unwrap(),
+        )
         .run(PATIENCE);
     assert_eq!(second.code(), Some(0), "{}", second.stderr);
     let flushed = Launch::new()
@@ -237,13 +261,21 @@ fn crafted_values_are_refused_with_a_reason() {
 
     // max_ts at the integer limit.
     let max_ts = format!("\"max_ts\":{}", T0 + SEC);
-    fs::write(&state, saved.replace(&max_ts, &format!("\"max_ts\":{}", i64::MAX))).unwrap();
+    fs::write(
+        &state,
+        saved.replace(&max_ts, &format!("\"max_ts\":{}", i64::MAX)),
+    )
+    .unwrap();
     let exit = replay(dir.path(), &[&arg], &window("p", T0 + 2 * SEC));
     let line = format!(
         "W! state file {p}: max_ts {} is outside the time range; moved to {p}.bad, starting empty",
         i64::MAX
     );
-    assert!(exit.stderr.contains(&line), "no {line:?} in\n{}", exit.stderr);
+    assert!(
+        exit.stderr.contains(&line),
+        "no {line:?} in\n{}",
+        exit.stderr
+    );
     assert!(exit.stderr.contains("late 0"), "{}", exit.stderr);
 
     // max_ts older than a window it holds.
@@ -253,13 +285,23 @@ fn crafted_values_are_refused_with_a_reason() {
     doc["closed_until"] = serde_json::Value::Null;
     fs::write(&state, doc.to_string()).unwrap();
     let exit = replay(dir.path(), &[&arg], "");
-    assert!(exit.stderr.contains("starts after max_ts"), "{}", exit.stderr);
+    assert!(
+        exit.stderr.contains("starts after max_ts"),
+        "{}",
+        exit.stderr
+    );
 
     // A frontier of this state far in the future, in PATH.closed.
     fs::remove_file(&state).unwrap();
     assert_eq!(replay(dir.path(), &[&arg], &input).code(), Some(0));
     let saved = fs::read_to_string(&state).unwrap();
-    let id = saved.split("\"state_id\":\"").nth(1).unwrap().split('"').next().unwrap();
+    let id = saved
+        .split("\"state_id\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
     let closed = format!("{p}.closed");
     fs::write(&closed, format!("{id} 9223372030000000000\n")).unwrap();
     let exit = replay(dir.path(), &[&arg], &window("p", T0 + 2 * SEC));
@@ -315,5 +357,8 @@ fn a_symlink_planted_at_the_temporary_file_is_never_followed() {
     assert_eq!(exit.code(), Some(0), "{}", exit.stderr);
     assert_eq!(fs::read_to_string(&victim).unwrap(), "precious");
     assert!(fs::read_to_string(&state).unwrap().contains("\"format\":2"));
-    assert!(!fs::symlink_metadata(&state).unwrap().file_type().is_symlink());
+    assert!(!fs::symlink_metadata(&state)
+        .unwrap()
+        .file_type()
+        .is_symlink());
 }

@@ -74,12 +74,17 @@ fn lines_in(bytes: &[u8]) -> usize {
 fn stats_at(out: &[u8], lines: usize) -> usize {
     let field = format!("lines_in={lines}i");
     out.split(|&b| b == b'\n')
-        .filter(|l| l.starts_with(b"e2e_aggregator ") && String::from_utf8_lossy(l).contains(&field))
+        .filter(|l| {
+            l.starts_with(b"e2e_aggregator ") && String::from_utf8_lossy(l).contains(&field)
+        })
         .count()
 }
 
 fn spawn(args: &[&str]) -> Proc {
-    Launch::new().args(args).arg("--stats-interval=50ms").spawn()
+    Launch::new()
+        .args(args)
+        .arg("--stats-interval=50ms")
+        .spawn()
 }
 
 /// Waits until a process has applied all `lines` written to it and gone
@@ -309,7 +314,11 @@ fn kills_at_random_instants_change_only_windows_with_points_in_flight() {
     let dir = tempfile::tempdir().unwrap();
     // Saves every 100 ms and journal rotations at 256 KiB: kills land
     // during saves and restores too.
-    let flags = ["--idle=1h", "--state-interval=100ms", "--journal-max=256KiB"];
+    let flags = [
+        "--idle=1h",
+        "--state-interval=100ms",
+        "--journal-max=256KiB",
+    ];
     let args = state_args(dir.path(), &flags);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rng = Rng::new(17);
@@ -364,7 +373,9 @@ fn kills_at_random_instants_change_only_windows_with_points_in_flight() {
     }
     let mut changed = 0;
     for (key, want) in &expected {
-        let ok = seen.get(key).is_some_and(|s| s.len() == 1 && s.contains(want));
+        let ok = seen
+            .get(key)
+            .is_some_and(|s| s.len() == 1 && s.contains(want));
         if ok {
             continue;
         }
@@ -373,8 +384,10 @@ fn kills_at_random_instants_change_only_windows_with_points_in_flight() {
             in_flight.contains(&start),
             "row {} changed although no point of its window was in flight: got {:?}",
             want.escape_ascii(),
-            seen.get(key)
-                .map(|s| s.iter().map(|r| r.escape_ascii().to_string()).collect::<Vec<_>>())
+            seen.get(key).map(|s| s
+                .iter()
+                .map(|r| r.escape_ascii().to_string())
+                .collect::<Vec<_>>())
         );
         changed += 1;
     }

@@ -1,18 +1,34 @@
 //! `--state-file PATH` and its neighbours, as SPEC.md's "State across
-//! restarts" says, through the binary (every case in a tempdir of its own,
-//! stdin a small regular file unless the case needs a live process):
+//! restarts" and "Crash safety: the journal" say, through the binary (every
+//! case in a tempdir of its own, stdin a small regular file unless the case
+//! needs a live process):
 //!
+//! - the file is format 2: the state's `state_id` (random, made when a
+//!   state starts empty), the journal files it covers and, live, the wall
+//!   clock; a state that starts empty is saved at once, before any input;
+//!   a format 1 file (no such fields) is still restored, given an id and
+//!   saved at once as format 2;
 //! - a file that cannot be used (truncated, corrupt, empty, another format
-//!   version, other options, inconsistent, an unknown field) is moved to
-//!   `PATH.bad` with the original bytes and one `W!` line, and the run goes
-//!   on from empty: same output, same saved state as a run without a file;
-//! - a file that cannot be read, a directory that cannot be written and a
-//!   lock held by another process refuse the start (status 2, one `E!`);
-//! - leftover temporary files are removed, `PATH.closed` drops the windows
-//!   already written;
-//! - a failed save (a path whose parent became a file, a full disk) is an
-//!   `E!` line; processing goes on; at stop it makes the status 1 and the
-//!   old file stays.
+//!   version, other options, inconsistent, an unknown field, fields that do
+//!   not fit its format, times outside InfluxDB's range or beyond what its
+//!   timestamps and wall clock allow) is moved to `PATH.bad` with the
+//!   original bytes and one `W!` line, and the run goes on from empty: same
+//!   output, same saved state (its random `state_id` aside) as a run
+//!   without a file;
+//! - a file that cannot be read, a directory that is missing or not a
+//!   directory and a lock held by another process refuse the start (status
+//!   2, one `E!`);
+//! - leftover temporary files are removed; `PATH.closed` holds
+//!   `"<state_id> <closed_until>"` and drops the windows already written;
+//!   one of another state, unreadable, implausible or with no state file
+//!   beside it is moved to `PATH.closed.bad` with a `W!` and not applied
+//!   (a bare number is honoured only beside a format 1 state); the restore
+//!   line says how many journal entries were replayed;
+//! - a failed save (a path whose parent became a file, a full disk), a
+//!   failed record of `PATH.closed` and a failed journal append are `E!`
+//!   lines; processing goes on; at stop any of them makes the status 1, the
+//!   old file stays, and the journal keeps what the failed saves missed
+//!   (a later `flush` writes every window).
 //!
 //! Then, on the library: arbitrary bytes and mutated saved states through
 //! `snapshot::decode` + `snapshot::restore` never panic, and a saved state
@@ -32,7 +48,7 @@ use e2e_aggregator::input::End;
 use e2e_aggregator::join::Join;
 use e2e_aggregator::pipeline::Pipeline;
 use e2e_aggregator::settings::Settings;
-use e2e_aggregator::state::snapshot;
+use e2e_aggregator::state::{snapshot, StateId};
 
 #[path = "support/child.rs"]
 mod child;
@@ -69,8 +85,10 @@ const ROW_20: &str = "e2e_delays,endpoint=e1,path_ID=p1,sf_instance=i1,source_SF
 delay_forward=40.0,delay_reverse=20.0,delay_service=5.0,avg_request_size=1.0,\
 avg_response_size=2.0,avg_bandwidth=400.0 1700000020000000000\n";
 
-/// What a restore of the state [`INPUT`] leaves says.
-const RESTORED: &str = "restored 2 windows, 3 cache entries, max_ts 1700000021000000000";
+/// What a restore of the state [`INPUT`] leaves says (no journal: the run
+/// that saved it stopped gracefully).
+const RESTORED: &str =
+    "restored 2 windows, 3 cache entries, max_ts 1700000021000000000; replayed 0 journal entries";
 
 // ---------------------------------------------------------------------------
 // Running the binary
@@ -154,6 +172,16 @@ impl Case {
     fn state(&self) -> Vec<u8> {
         fs::read(&self.path).unwrap()
     }
+
+    /// The `state_id` of the state at PATH.
+    fn id(&self) -> String {
+        state_id(&self.state())
+    }
+
+    /// What `PATH.closed` holds.
+    fn closed(&self) -> String {
+        fs::read_to_string(self.with(".closed")).unwrap()
+    }
 }
 
 fn run_with(path: &Path, scratch: &Path, args: &[&str], input: &str) -> Run {
@@ -186,6 +214,59 @@ fn saved_json() -> Value {
     serde_json::from_slice(saved_default()).unwrap()
 }
 
+/// The `state_id` of a saved state: 16 hex digits.
+fn state_id(bytes: &[u8]) -> String {
+    let doc: Value = serde_json::from_slice(bytes).unwrap();
+    let id = doc["state_id"].as_str().unwrap_or_default();
+    assert!(
+        StateId::parse(id).is_some(),
+        "state_id {:?}",
+        doc["state_id"]
+    );
+    id.to_owned()
+}
+
+/// A saved state as JSON without what differs between two runs over the
+/// same input: the random `state_id` (checked to be one) and the wall
+/// clock a live process saw. Everything else, the format version and the
+/// journal files covered included, is compared exactly.
+fn normalised(bytes: &[u8]) -> Value {
+    state_id(bytes);
+    let mut doc: Value = serde_json::from_slice(bytes).unwrap();
+    let fields = doc.as_object_mut().unwrap();
+    fields.remove("state_id");
+    fields.remove("wall");
+    doc
+}
+
+/// Asserts that `bytes` is the state [`saved_default`] is, but for its id
+/// and wall clock.
+fn is_saved_default(bytes: &[u8]) {
+    assert_eq!(
+        normalised(bytes),
+        normalised(saved_default()),
+        "saved: {}",
+        String::from_utf8_lossy(bytes)
+    );
+}
+
+/// The wall clock, ns.
+fn wall_clock() -> i64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    i64::try_from(since.as_nanos()).unwrap()
+}
+
+/// Waits until `ready` holds, polling.
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !ready() {
+        assert!(Instant::now() < deadline, "waited in vain for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The default settings, for the library.
 fn settings() -> Arc<Settings> {
     Arc::new(Settings::new(&Options::load(["e2e-aggregator"]).unwrap()))
@@ -214,11 +295,8 @@ fn moved_to_bad(bytes: &[u8], reason: &str) {
     run.has_no_line_starting(&format!("I! state file {p}: restored"));
     assert_eq!(fs::read(case.with(".bad")).unwrap(), bytes, "PATH.bad");
     assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
-    assert!(
-        case.state() == saved_default(),
-        "PATH after the run: {}",
-        String::from_utf8_lossy(&case.state())
-    );
+    is_saved_default(&case.state());
+    assert_ne!(case.id(), state_id(saved_default()), "an id made anew");
 }
 
 /// [`moved_to_bad`] for a JSON document.
@@ -247,13 +325,60 @@ fn no_file_starts_empty_and_saves_at_stop() {
     // The open windows are saved, not closed: only the row of the window
     // at 0 s is written.
     assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
-    assert!(case.state() == saved_default());
+    is_saved_default(&case.state());
+    // Two saves: the empty state at start (journal 0), the state at stop
+    // (covering journal 1, which it deleted).
+    let saved: Value = serde_json::from_slice(&case.state()).unwrap();
+    assert_eq!(saved["format"], json!(2));
+    assert_eq!(saved["journal"], json!(1));
+    assert_eq!(saved.get("wall"), None, "a replay has no wall clock");
     assert_eq!(
-        fs::read_to_string(case.with(".closed")).unwrap(),
-        "1700000005000000000\n"
+        case.closed(),
+        format!("{} 1700000005000000000\n", case.id())
     );
-    assert!(!case.with(".bad").exists());
-    assert!(!case.with(".tmp").exists());
+    for leftover in [".bad", ".tmp", ".closed.tmp", ".journal.1", ".replaying"] {
+        assert!(!case.with(leftover).exists(), "{leftover}");
+    }
+}
+
+#[test]
+fn a_state_that_starts_empty_is_saved_at_once() {
+    let case = Case::new();
+    let p = case.p();
+    let before = wall_clock();
+    let mut live = start_live(&case.path, &[]);
+    wait_line(&live, &format!("I! state file {p}: none, starting empty"));
+    // Before any input: the empty state and its id, so that the journal
+    // and PATH.closed of this process belong to a state file.
+    wait_for("the state saved at start", || case.path.exists());
+    let after = wall_clock();
+    let mut start: Value = serde_json::from_slice(&case.state()).unwrap();
+    let id = case.id();
+    let wall = start["wall"].as_i64().unwrap();
+    assert!((before..=after).contains(&wall), "wall {wall}");
+    start.as_object_mut().unwrap().remove("wall");
+    assert_eq!(
+        start,
+        json!({
+            "format": 2,
+            "state_id": id,
+            "journal": 0,
+            "options": saved_json()["options"],
+            "closed_until": null,
+            "max_ts": null,
+            "windows": [],
+            "network_cache": [],
+            "service_cache": [],
+        })
+    );
+    assert!(!case.with(".closed").exists());
+
+    live.write(INPUT);
+    wait_stdout(&live, &format!("{INPUT}{ROW_0}"));
+    let run = finish(live);
+    run.exits(0);
+    is_saved_default(&case.state());
+    assert_eq!(case.id(), id, "the id is the state's for good");
 }
 
 #[test]
@@ -261,28 +386,78 @@ fn a_valid_file_is_restored_and_saved_again_unchanged() {
     let case = Case::new();
     case.run(&[], INPUT).exits(0);
     let before = case.state();
+    let id = case.id();
 
     let run = case.run(&[], "");
     run.exits(0);
     run.has_line(&format!("I! state file {}: {RESTORED}", case.p()));
     assert_eq!(run.stdout, "");
+    // The same bytes, id and journal files covered included: no journal
+    // was written since.
     assert!(
         case.state() == before,
-        "save -> restore -> save changed the file"
+        "save -> restore -> save changed the file:\n{}\n{}",
+        String::from_utf8_lossy(&before),
+        String::from_utf8_lossy(&case.state())
     );
 
     let run = case.flush(&[]);
     run.exits(0);
     run.has_line(&format!("I! state file {}: {RESTORED}", case.p()));
     assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
+    assert_eq!(case.closed(), format!("{id} 1700000025000000000\n"));
 
     // Flushed: no window left, caches and max_ts kept.
     let run = case.run(&[], "");
     run.exits(0);
     run.has_line(&format!(
-        "I! state file {}: restored 0 windows, 3 cache entries, max_ts 1700000021000000000",
+        "I! state file {}: restored 0 windows, 3 cache entries, max_ts 1700000021000000000; \
+         replayed 0 journal entries",
         case.p()
     ));
+    assert_eq!(case.id(), id);
+}
+
+#[test]
+fn a_format_1_file_is_restored_and_upgraded_at_once() {
+    let case = Case::new();
+    let mut v1 = saved_json();
+    v1["format"] = json!(1);
+    for field in ["state_id", "journal", "wall"] {
+        v1.as_object_mut().unwrap().remove(field);
+    }
+    fs::write(&case.path, serde_json::to_vec(&v1).unwrap()).unwrap();
+    // What a program older than state ids recorded: a bare number,
+    // honoured beside a format 1 state. As if the window at 15 s had been
+    // written after the last save.
+    fs::write(case.with(".closed"), "1700000020000000000\n").unwrap();
+
+    let p = case.p();
+    let live = start_live(&case.path, &[]);
+    wait_line(
+        &live,
+        &format!(
+            "I! state file {p}: restored 1 windows, 3 cache entries, max_ts 1700000021000000000; \
+             replayed 0 journal entries (1 windows already written, per {p}.closed, dropped)"
+        ),
+    );
+    // Saved at once as format 2 with an id of its own, which PATH.closed
+    // now carries (no journal file yet).
+    let id = case.id();
+    let mut upgraded = normalised(saved_default());
+    upgraded["journal"] = json!(0);
+    upgraded["closed_until"] = json!(1_700_000_020_000_000_000i64);
+    upgraded["windows"].as_array_mut().unwrap().remove(0);
+    assert_eq!(normalised(&case.state()), upgraded);
+    assert_eq!(case.closed(), format!("{id} 1700000020000000000\n"));
+
+    let run = finish(live);
+    run.exits(0);
+    assert_eq!(run.stdout, "");
+    assert_eq!(normalised(&case.state()), upgraded);
+    assert_eq!(case.id(), id);
+    assert!(!case.with(".closed.bad").exists());
+    assert!(!case.with(".bad").exists());
 }
 
 #[test]
@@ -309,33 +484,125 @@ fn windows_at_or_before_the_closed_frontier_are_dropped() {
     let case = Case::new();
     case.run(&[], INPUT).exits(0);
     // As if the window at 15 s had closed (and its row been written) after
-    // the last save, and then the process had been killed.
-    fs::write(case.with(".closed"), "1700000020000000000\n").unwrap();
+    // the last save, and then the process had been killed: PATH.closed of
+    // this state.
+    let id = case.id();
+    fs::write(case.with(".closed"), format!("{id} 1700000020000000000\n")).unwrap();
 
     let run = case.flush(&[]);
     run.exits(0);
     let p = case.p();
     run.has_line(&format!(
-        "I! state file {p}: restored 1 windows, 3 cache entries, max_ts 1700000021000000000 \
-         (1 windows already written, per {p}.closed, dropped)"
+        "I! state file {p}: restored 1 windows, 3 cache entries, max_ts 1700000021000000000; \
+         replayed 0 journal entries (1 windows already written, per {p}.closed, dropped)"
     ));
     assert_eq!(run.stdout, ROW_20);
+    assert_eq!(case.closed(), format!("{id} 1700000025000000000\n"));
+    assert!(!case.with(".closed.bad").exists());
 }
 
-#[test]
-fn a_closed_frontier_that_is_not_a_timestamp_is_ignored() {
+/// Saves the state of [`INPUT`], puts `closed(state_id)` at `PATH.closed`
+/// and flushes: `PATH.closed` must be moved to `PATH.closed.bad` (its bytes
+/// kept) with a `W!` for `why(state_id)` and not applied, every window
+/// written, and the frontier then recorded anew for this state.
+fn closed_moved_to_bad(closed: impl FnOnce(&str) -> String, why: impl FnOnce(&str) -> String) {
     let case = Case::new();
     case.run(&[], INPUT).exits(0);
-    fs::write(case.with(".closed"), "yesterday\n").unwrap();
+    let id = case.id();
+    let closed = closed(&id);
+    fs::write(case.with(".closed"), &closed).unwrap();
 
     let run = case.flush(&[]);
     run.exits(0);
     let p = case.p();
     run.has_line(&format!(
-        "W! state file {p}: {p}.closed is not a timestamp; ignored"
+        "W! state file {p}: {p}.closed {}; moved to {p}.closed.bad",
+        why(&id)
     ));
     run.has_line(&format!("I! state file {p}: {RESTORED}"));
     assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
+    assert_eq!(
+        fs::read_to_string(case.with(".closed.bad")).unwrap(),
+        closed
+    );
+    assert_eq!(case.closed(), format!("{id} 1700000025000000000\n"));
+}
+
+#[test]
+fn a_closed_frontier_that_is_not_a_timestamp_is_moved_to_closed_bad() {
+    let unreadable = |_: &str| "is not a frontier this program wrote".to_string();
+    closed_moved_to_bad(|_| "yesterday\n".into(), unreadable);
+    closed_moved_to_bad(|id| format!("{id} yesterday\n"), unreadable);
+    closed_moved_to_bad(|id| format!("{id} 1700000020000000000 1\n"), unreadable);
+    closed_moved_to_bad(|_| "not-an-id 1700000020000000000\n".into(), unreadable);
+}
+
+#[test]
+fn a_closed_frontier_of_another_state_is_moved_to_closed_bad() {
+    closed_moved_to_bad(
+        |_| "0123456789abcdef 1700000020000000000\n".into(),
+        |id| format!("belongs to another state (0123456789abcdef, not {id})"),
+    );
+    // A bare number is only honoured beside a format 1 state.
+    closed_moved_to_bad(
+        |_| "1700000020000000000\n".into(),
+        |id| format!("belongs to another state (none, not {id})"),
+    );
+}
+
+#[test]
+fn an_implausible_closed_frontier_is_moved_to_closed_bad() {
+    closed_moved_to_bad(
+        |id| format!("{id} 1700000020000000001\n"),
+        |_| "frontier 1700000020000000001 is not aligned to the period".into(),
+    );
+    // Beyond the end of max_ts's window (no wall clock: saved by a replay).
+    closed_moved_to_bad(
+        |id| format!("{id} 1700000030000000000\n"),
+        |_| {
+            "is refused: frontier 1700000030000000000 is beyond what the state's timestamps \
+             and wall clock allow (1700000025000000000)"
+                .into()
+        },
+    );
+}
+
+#[test]
+fn a_closed_frontier_and_journal_without_their_state_file_are_moved_aside() {
+    // The operator deleted the state file to start afresh.
+    let case = Case::new();
+    fs::write(
+        case.with(".closed"),
+        "0123456789abcdef 1700000020000000000\n",
+    )
+    .unwrap();
+    fs::write(case.with(".journal.1"), "not replayed").unwrap();
+    let run = case.run(&[], INPUT);
+    run.exits(0);
+    let p = case.p();
+    let gone = "belongs to no state file (its state is gone)";
+    run.has_line(&format!(
+        "W! state file {p}: {p}.closed {gone}; moved to {p}.closed.bad"
+    ));
+    run.has_line(&format!(
+        "W! state file {p}: {p}.journal.1 {gone}; moved to {p}.journal.1.bad"
+    ));
+    run.has_line(&format!("I! state file {p}: none, starting empty"));
+    // Nothing dropped: the run is one without them.
+    assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
+    is_saved_default(&case.state());
+    assert_eq!(
+        fs::read_to_string(case.with(".closed.bad")).unwrap(),
+        "0123456789abcdef 1700000020000000000\n"
+    );
+    assert_eq!(
+        fs::read_to_string(case.with(".journal.1.bad")).unwrap(),
+        "not replayed"
+    );
+    assert_eq!(
+        case.closed(),
+        format!("{} 1700000005000000000\n", case.id())
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -388,11 +655,14 @@ fn an_empty_file_is_moved_to_bad() {
 
 #[test]
 fn an_unknown_format_version_is_moved_to_bad() {
-    let doc = edited(|d| d["format"] = json!(2));
-    json_moved_to_bad(&doc, "unknown format version 2 (this program reads 1)");
+    let doc = edited(|d| d["format"] = json!(3));
+    json_moved_to_bad(
+        &doc,
+        "unknown format version 3 (this program reads 1 and 2)",
+    );
     moved_to_bad(
         br#"{"format":0}"#,
-        "unknown format version 0 (this program reads 1)",
+        "unknown format version 0 (this program reads 1 and 2)",
     );
 }
 
@@ -503,10 +773,89 @@ fn an_inconsistent_file_is_moved_to_bad() {
             edited(|d| d["service_cache"][0]["endpoint"] = json!({"hex": "abc"})),
             r#"bad hex tag value "abc""#.into(),
         ),
+        // The fields of format 2 and the version.
+        (
+            edited(|d| d["format"] = json!(1)),
+            "format 1 with fields of format 2".into(),
+        ),
+        (
+            edited(|d| {
+                d.as_object_mut().unwrap().remove("state_id");
+            }),
+            "no state_id".into(),
+        ),
+        (
+            edited(|d| d["state_id"] = json!("0123456789ABCDEx")),
+            r#"bad state_id "0123456789ABCDEx""#.into(),
+        ),
+        // Times: in InfluxDB's range, within what max_ts's window (or the
+        // wall clock a live process saw) allows, no window after max_ts.
+        (
+            edited(|d| d["max_ts"] = json!(i64::MAX)),
+            format!("max_ts {} is outside the time range", i64::MAX),
+        ),
+        (
+            edited(|d| d["max_ts"] = json!(i64::MIN)),
+            format!("max_ts {} is outside the time range", i64::MIN),
+        ),
+        (
+            edited(|d| d["closed_until"] = json!(1_700_000_030_000_000_000i64)),
+            "closed_until 1700000030000000000 is beyond what the state's timestamps and \
+             wall clock allow (1700000025000000000)"
+                .into(),
+        ),
+        (
+            edited(|d| {
+                d["wall"] = json!(1_700_000_027_000_000_000i64);
+                d["windows"] = json!([]);
+                d["closed_until"] = json!(1_700_000_030_000_000_000i64);
+            }),
+            "closed_until 1700000030000000000 is beyond what the state's timestamps and \
+             wall clock allow (1700000027000000000)"
+                .into(),
+        ),
+        (
+            edited(|d| d["max_ts"] = json!(1_700_000_016_000_000_000i64)),
+            "window 1700000020000000000 starts after max_ts 1700000016000000000".into(),
+        ),
+        (
+            edited(|d| {
+                d["max_ts"] = Value::Null;
+                d["closed_until"] = Value::Null;
+            }),
+            "window 1700000015000000000 starts after max_ts none".into(),
+        ),
     ];
     for (doc, reason) in cases {
         json_moved_to_bad(&doc, &reason);
     }
+
+    // The wall clock a live process saw raises the bound (the frontier
+    // moves by idle time), and live nothing may lie more than --max-future
+    // (1 h) ahead of now.
+    let idle = edited(|d| {
+        d["wall"] = json!(1_700_000_030_000_000_000i64);
+        d["windows"] = json!([]);
+        d["closed_until"] = json!(1_700_000_030_000_000_000i64);
+    });
+    let bytes = serde_json::to_vec(&idle).unwrap();
+    assert!(snapshot::decode(&bytes)
+        .and_then(|s| snapshot::restore(s, &settings(), None))
+        .is_ok());
+    let hour = 3_600_000_000_000i64;
+    let now = 1_700_000_021_000_000_000 - hour - 1;
+    let live = snapshot::decode(saved_default())
+        .and_then(|s| snapshot::restore(s, &settings(), Some(now)));
+    assert_eq!(
+        live.err(),
+        Some(format!(
+            "max_ts 1700000021000000000 is more than --max-future ahead of the wall clock ({})",
+            now + hour
+        ))
+    );
+    assert!(snapshot::decode(saved_default())
+        .and_then(|s| snapshot::restore(s, &settings(), Some(now + 1)))
+        .is_ok());
 }
 
 #[test]
@@ -515,9 +864,9 @@ fn an_unknown_field_is_moved_to_bad() {
     let extra = whole.replacen('{', r#"{"extra":1,"#, 1);
     moved_to_bad(
         extra.as_bytes(),
-        "cannot be parsed: unknown field `extra`, expected one of `format`, `options`, \
-         `closed_until`, `max_ts`, `windows`, `network_cache`, `service_cache` \
-         at line 1 column 8",
+        "cannot be parsed: unknown field `extra`, expected one of `format`, `state_id`, \
+         `journal`, `wall`, `options`, `closed_until`, `max_ts`, `windows`, `network_cache`, \
+         `service_cache` at line 1 column 8",
     );
 
     let doc = edited(|d| d["windows"][0]["network"][0]["latency"]["sum"] = json!("1"));
@@ -587,11 +936,36 @@ fn a_state_file_in_a_directory_that_is_a_file_refuses_the_start() {
     let run = run_with(&path, case.dir.path(), &[], INPUT);
     run.exits(2);
     run.has_line(&format!(
-        "E! state file {}: directory {} is not writable: Not a directory (os error 20)",
+        "E! state file {}: {} is not a directory",
         path.display(),
         not_a_dir.display()
     ));
     assert_eq!(run.stdout, "");
+    assert!(!path.exists());
+}
+
+#[test]
+fn a_state_file_in_a_missing_directory_refuses_the_start() {
+    let case = Case::new();
+    let missing = case.dir.path().join("missing");
+    let path = missing.join("state.json");
+    let run = run_with(&path, case.dir.path(), &[], INPUT);
+    run.exits(2);
+    run.has_line(&format!(
+        "E! state file {}: directory {}: No such file or directory (os error 2)",
+        path.display(),
+        missing.display()
+    ));
+    assert_eq!(run.stdout, "");
+    // `flush` finds no state file there first.
+    let run = run_with(&path, case.dir.path(), &["flush"], "");
+    run.exits(2);
+    run.has_line(&format!(
+        "E! state file {}: no such file; nothing to flush",
+        path.display()
+    ));
+    assert_eq!(run.stdout, "");
+    assert!(!missing.exists());
 }
 
 #[test]
@@ -612,7 +986,7 @@ fn a_second_process_on_one_state_file_is_refused() {
 
     let first = finish(first);
     first.exits(0);
-    assert!(case.state() == saved_default());
+    is_saved_default(&case.state());
 
     let third = case.run(&[], "");
     third.exits(0);
@@ -672,16 +1046,19 @@ fn a_failed_save_at_stop_exits_1_after_writing_everything() {
     let dir = case.dir.path().join("sub");
     fs::create_dir(&dir).unwrap();
     let path = dir.join("state.json");
+    let p = path.display();
     let mut live = start_live(&path, &[]);
     live.write(INPUT);
     wait_stdout(&live, &format!("{INPUT}{ROW_0}"));
+    // The frontier of the window at 0 s is recorded after its row is out.
+    let closed = dir.join("state.json.closed");
+    wait_for("PATH.closed", || closed.exists());
 
     let away = break_dir(&dir);
     let run = finish(live);
     run.exits(1);
     run.has_line(&format!(
-        "E! state file {}: save failed: Not a directory (os error 20)",
-        path.display()
+        "E! state file {p}: save failed: Not a directory (os error 20)"
     ));
     assert!(
         run.stderr
@@ -690,9 +1067,38 @@ fn a_failed_save_at_stop_exits_1_after_writing_everything() {
         run.stderr
     );
     assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
-    // No save ever succeeded: only the closed frontier was written.
-    assert!(!away.join("state.json").exists());
-    assert!(away.join("state.json.closed").exists());
+    // The only save that succeeded is the empty state at start: it stays.
+    // Beside it the closed frontier and the journal, which holds what the
+    // failed save did not.
+    let old: Value = serde_json::from_slice(&fs::read(away.join("state.json")).unwrap()).unwrap();
+    let id = old["state_id"].as_str().unwrap().to_owned();
+    for (field, value) in [
+        ("journal", json!(0)),
+        ("closed_until", Value::Null),
+        ("max_ts", Value::Null),
+        ("windows", json!([])),
+        ("network_cache", json!([])),
+        ("service_cache", json!([])),
+    ] {
+        assert_eq!(old[field], value, "{field} in {old}");
+    }
+    assert_eq!(
+        fs::read_to_string(away.join("state.json.closed")).unwrap(),
+        format!("{id} 1700000005000000000\n")
+    );
+    assert!(away.join("state.json.journal.1").exists());
+
+    // Nothing is lost: with the directory back, `flush` replays the journal
+    // (the row of the window at 0 s, already written per PATH.closed, is
+    // not written again) and writes the windows the failed save missed.
+    mend_dir(&dir, &away);
+    let run = run_with(&path, case.dir.path(), &["flush"], "");
+    run.exits(0);
+    run.has_line(&format!(
+        "I! state file {p}: restored 2 windows, 3 cache entries, max_ts 1700000021000000000; \
+         replayed 1 journal entries from 1 files, 0 rows written"
+    ));
+    assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
 }
 
 #[test]
@@ -702,7 +1108,7 @@ fn a_failed_periodic_save_is_logged_and_processing_goes_on() {
     fs::create_dir(&dir).unwrap();
     let path = dir.join("state.json");
     let p = path.display();
-    let mut live = start_live(&path, &["--state-interval", "200ms"]);
+    let mut live = start_live(&path, &["--state-interval", "500ms"]);
     let (head, tail) = INPUT.split_at(
         INPUT
             .find("network_delays,path=p1,source=a,target=b latency=30")
@@ -710,78 +1116,184 @@ fn a_failed_periodic_save_is_logged_and_processing_goes_on() {
     );
     live.write(head);
     wait_stdout(&live, head);
-    let deadline = Instant::now() + PATIENCE;
-    while !path.exists() {
-        assert!(Instant::now() < deadline, "no periodic save");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // A periodic save of the head (the save at start holds nothing).
+    wait_for("a periodic save", || {
+        fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .is_some_and(|d| d["max_ts"] == json!(1_700_000_002_000_000_000i64))
+    });
+    let id = state_id(&fs::read(&path).unwrap());
 
     let away = break_dir(&dir);
     wait_line(
         &live,
         &format!("E! state file {p}: save failed: Not a directory (os error 20)"),
     );
-    // Still running: the rest goes through and the window at 0 s closes
-    // (its frontier cannot be recorded either).
+    // Still running: the rest goes through and the window at 0 s closes;
+    // neither its journal entry (kept to try again) nor its frontier can
+    // be recorded. The journal file is the next after those the last
+    // successful save covers; the entry holds at least the tail's bytes.
     live.write(tail);
     wait_stdout(&live, &format!("{INPUT}{ROW_0}"));
+    let covered = serde_json::from_slice::<Value>(&fs::read(away.join("state.json")).unwrap())
+        .unwrap()["journal"]
+        .as_u64()
+        .unwrap();
+    let journal = format!("{p}.journal.{}", covered + 1);
+    live.wait_stderr_line(PATIENCE, "a failed journal append", |l| {
+        l.strip_prefix(&format!(
+            "E! state file {p}: cannot append to {journal}: Not a directory (os error 20); "
+        ))
+        .and_then(|rest| rest.strip_suffix(" bytes of entries kept to try again"))
+        .is_some_and(|n| n.parse::<usize>().is_ok_and(|n| n > tail.len()))
+    });
     wait_line(
         &live,
-        &format!("E! state file {p}: cannot record closed windows: Not a directory (os error 20)"),
+        &format!(
+            "E! state file {p}: cannot record closed windows in {p}.closed: \
+             Not a directory (os error 20)"
+        ),
     );
     // The old file stays.
     let old = fs::read(away.join("state.json")).unwrap();
     assert!(snapshot::decode(&old).is_ok());
+    assert_eq!(state_id(&old), id);
 
+    // The directory back, the kept entries reach that journal file and the
+    // save at stop holds everything, that file covered; the failures
+    // before it still make the status 1.
     mend_dir(&dir, &away);
     let run = finish(live);
-    run.exits(0);
+    run.exits(1);
     assert_eq!(run.stdout, format!("{INPUT}{ROW_0}"));
-    assert!(fs::read(&path).unwrap() == saved_default());
+    let mut expected = normalised(saved_default());
+    expected["journal"] = json!(covered + 1);
+    assert_eq!(normalised(&fs::read(&path).unwrap()), expected);
+    assert_eq!(state_id(&fs::read(&path).unwrap()), id);
+    assert_eq!(
+        fs::read_to_string(dir.join("state.json.closed")).unwrap(),
+        format!("{id} 1700000005000000000\n")
+    );
+    let journals: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("state.json.journal."))
+        .collect();
+    assert!(journals.is_empty(), "left after the save: {journals:?}");
 }
 
-/// A full disk, for real: `PATH.tmp` (where each save is written) made a
-/// symlink to `/dev/full` once the process has started (it removes a
-/// leftover `PATH.tmp` at start). `/dev/full` cannot be the state path
-/// itself: the temporary file is created next to PATH and renamed over it.
+/// A tmpfs of 1 MiB mounted at a directory (it takes root, or the
+/// capability to mount), unmounted when dropped.
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    /// `None` where this process may not mount.
+    fn mount(dir: &Path) -> Option<SmallDisk> {
+        fs::create_dir(dir).unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "e2e-aggregator-test"])
+            .arg(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| SmallDisk {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Fills it up: a file written until `ENOSPC`.
+    fn fill(&self) {
+        use std::io::Write;
+        let mut filler = File::create(self.dir.join("filler")).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        loop {
+            match filler.write(&block) {
+                Ok(0) => panic!("a write of nothing"),
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(28) => return,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+    }
+
+    /// Makes room again.
+    fn empty(&self) {
+        fs::remove_file(self.dir.join("filler")).unwrap();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .status();
+    }
+}
+
+/// A full disk, for real: the state file on a small tmpfs, filled up once
+/// the process has written the row of the window at 0 s and its frontier.
+/// (A symlink from `PATH.tmp` to `/dev/full` no longer does: every file
+/// the program creates is created anew, never through a symlink.)
 #[test]
 fn a_full_disk_at_stop_keeps_the_old_file_and_exits_1() {
-    if !Path::new("/dev/full").exists() {
-        eprintln!("no /dev/full here: skipped");
-        return;
-    }
     let case = Case::new();
+    let dir = case.dir.path().join("disk");
+    let Some(disk) = SmallDisk::mount(&dir) else {
+        eprintln!("cannot mount a tmpfs here: skipped");
+        return;
+    };
+    let path = dir.join("state.json");
+    let p = path.display();
     let (head, tail) = INPUT.split_at(
         INPUT
             .find("network_delays,path=p1,source=a,target=b latency=30")
             .unwrap(),
     );
-    case.run(&[], head).exits(0);
-    let old = case.state();
+    run_with(&path, case.dir.path(), &[], head).exits(0);
+    let old = fs::read(&path).unwrap();
+    let id = state_id(&old);
 
-    let mut live = start_live(&case.path, &[]);
+    let mut live = start_live(&path, &[]);
     wait_line(
         &live,
         &format!(
-            "I! state file {}: restored 1 windows, 0 cache entries, max_ts 1700000002000000000",
-            case.p()
+            "I! state file {p}: restored 1 windows, 0 cache entries, max_ts 1700000002000000000; \
+             replayed 0 journal entries"
         ),
     );
     live.write(tail);
     wait_stdout(&live, &format!("{tail}{ROW_0}"));
-    std::os::unix::fs::symlink("/dev/full", case.with(".tmp")).unwrap();
+    let closed = dir.join("state.json.closed");
+    let frontier = format!("{id} 1700000005000000000\n");
+    wait_for("PATH.closed", || {
+        fs::read_to_string(&closed).is_ok_and(|c| c == frontier)
+    });
+    disk.fill();
     let run = finish(live);
     run.exits(1);
     run.has_line(&format!(
-        "E! state file {}: save failed: No space left on device (os error 28)",
-        case.p()
+        "E! state file {p}: save failed: No space left on device (os error 28)"
     ));
     assert_eq!(run.stdout, format!("{tail}{ROW_0}"));
-    assert!(case.state() == old, "the old file was replaced");
+    assert!(fs::read(&path).unwrap() == old, "the old file was replaced");
     assert!(
-        fs::symlink_metadata(case.with(".tmp")).is_err(),
+        fs::symlink_metadata(dir.join("state.json.tmp")).is_err(),
         "the failed temporary file was not removed"
     );
+
+    // With room again, the old file and the journal give every window.
+    disk.empty();
+    let run = run_with(&path, case.dir.path(), &["flush"], "");
+    run.exits(0);
+    run.has_line(&format!(
+        "I! state file {p}: restored 2 windows, 3 cache entries, max_ts 1700000021000000000; \
+         replayed 1 journal entries from 1 files, 0 rows written"
+    ));
+    assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
 }
 
 // ---------------------------------------------------------------------------
@@ -795,15 +1307,30 @@ fn state_after(settings: &Arc<Settings>, input: &[u8]) -> Vec<u8> {
     pipeline.end_input(End::Eof, None);
     let engine = pipeline.engine();
     let (windows, join) = engine.state();
-    snapshot::encode(&snapshot::capture(engine.settings(), windows, join))
+    let identity = snapshot::Identity {
+        id: Some(StateId("0123456789abcdef".into())),
+        journal: 3,
+        wall: None,
+    };
+    snapshot::encode(&snapshot::capture(
+        engine.settings(),
+        &identity,
+        windows,
+        join,
+    ))
 }
 
 /// Restores `bytes` and saves the state again; on the way, closes every
 /// restored window in an engine (which must not panic either).
-fn resave(settings: &Arc<Settings>, bytes: &[u8], written: Option<i64>) -> Result<Vec<u8>, String> {
-    let restored = snapshot::decode(bytes).and_then(|s| snapshot::restore(s, settings, written))?;
+fn resave(settings: &Arc<Settings>, bytes: &[u8], now: Option<i64>) -> Result<Vec<u8>, String> {
+    let restored = snapshot::decode(bytes).and_then(|s| snapshot::restore(s, settings, now))?;
     let join = Join::from_caches(settings.clone(), restored.caches);
-    let again = snapshot::encode(&snapshot::capture(settings, &restored.windows, &join));
+    let again = snapshot::encode(&snapshot::capture(
+        settings,
+        &restored.identity,
+        &restored.windows,
+        &join,
+    ));
     let mut pipeline = Pipeline::new((**settings).clone());
     pipeline.engine().restore(restored.windows, join, None);
     pipeline.engine().close_all();
@@ -1035,14 +1562,14 @@ proptest! {
     fn a_damaged_state_is_refused_with_a_reason_or_restored_stably(
         state in valid_state(),
         mutations in prop::collection::vec(mutation(), 1..4),
-        frontier in prop::option::of(1_699_999_990i64..1_700_000_070),
+        now in prop::option::of(1_699_999_990i64..1_700_000_070),
     ) {
         let settings = settings();
         let mut bytes = state;
         for m in &mutations {
             mutate(&mut bytes, m);
         }
-        match resave(&settings, &bytes, frontier.map(|s| s * 1_000_000_000)) {
+        match resave(&settings, &bytes, now.map(|s| s * 1_000_000_000)) {
             Err(reason) => {
                 prop_assert!(!reason.is_empty() && !reason.contains('\n'), "{:?}", reason);
             }

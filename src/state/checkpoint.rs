@@ -172,7 +172,11 @@ impl Checkpoint {
         if closed {
             held.record_closed(pipeline);
         }
-        if held.journal.as_ref().is_some_and(|j| j.bytes() > held.journal_max) {
+        if held
+            .journal
+            .as_ref()
+            .is_some_and(|j| j.bytes() > held.journal_max)
+        {
             held.start_save(pipeline);
         }
         Ok(())
@@ -282,23 +286,23 @@ impl Held {
         let wall = now.map(|n| n.wall);
         let restored = match self.file.read().map_err(StartError::Refused)? {
             None => None,
-            Some(bytes) => match snapshot::decode(&bytes)
-                .and_then(|s| snapshot::restore(s, &settings, wall))
-            {
-                Ok(r) => Some(r),
-                Err(reason) => {
-                    let bad = self.file.quarantine(self.file.path()).map_err(|e| {
-                        StartError::Refused(format!(
-                            "state file {p}: {reason}; cannot move it aside: {e}"
-                        ))
-                    })?;
-                    log::warn!(
-                        "state file {p}: {reason}; moved to {}, starting empty",
-                        bad.display()
-                    );
-                    None
+            Some(bytes) => {
+                match snapshot::decode(&bytes).and_then(|s| snapshot::restore(s, &settings, wall)) {
+                    Ok(r) => Some(r),
+                    Err(reason) => {
+                        let bad = self.file.quarantine(self.file.path()).map_err(|e| {
+                            StartError::Refused(format!(
+                                "state file {p}: {reason}; cannot move it aside: {e}"
+                            ))
+                        })?;
+                        log::warn!(
+                            "state file {p}: {reason}; moved to {}, starting empty",
+                            bad.display()
+                        );
+                        None
+                    }
                 }
-            },
+            }
         };
         let Some(restored) = restored else {
             self.start_empty(pipeline, wall);
@@ -416,15 +420,24 @@ impl Held {
             Closed::Frontier(id, _) if id != self.identity.id => Err(format!(
                 "belongs to another state ({}, not {})",
                 id.map_or("none".into(), |i| i.0),
-                self.identity.id.as_ref().map_or("none".into(), |i| i.0.clone())
+                self.identity
+                    .id
+                    .as_ref()
+                    .map_or("none".into(), |i| i.0.clone())
             )),
             Closed::Frontier(_, v) if v.rem_euclid(settings.period) != 0 => {
                 Err(format!("frontier {v} is not aligned to the period"))
             }
-            Closed::Frontier(_, v) => Bound::new(settings.period, None, Some(i64::MAX), wall, settings.max_future)
-                .check("frontier", v)
-                .map(|()| v)
-                .map_err(|why| format!("is refused: {why}")),
+            Closed::Frontier(_, v) => Bound::new(
+                settings.period,
+                None,
+                Some(i64::MAX),
+                wall,
+                settings.max_future,
+            )
+            .check("frontier", v)
+            .map(|()| v)
+            .map_err(|why| format!("is refused: {why}")),
         };
         match ours {
             Ok(v) => Some(v),
@@ -461,10 +474,8 @@ impl Held {
             .unwrap_or(0);
         if attempts >= 2 {
             for (_, path) in &pending {
-                self.file.set_aside(
-                    path,
-                    "was not replayed: two replays of it did not finish",
-                );
+                self.file
+                    .set_aside(path, "was not replayed: two replays of it did not finish");
             }
             let _ = std::fs::remove_file(&marker);
             return (0, Vec::new());
@@ -478,7 +489,8 @@ impl Held {
         let mut broken = false;
         for (seq, path) in pending {
             if broken {
-                self.file.set_aside(&path, "follows a journal that could not be replayed");
+                self.file
+                    .set_aside(&path, "follows a journal that could not be replayed");
                 continue;
             }
             let read = match journal_files::read(&path) {
@@ -689,7 +701,11 @@ fn save(
 }
 
 /// Writes what the engine produced; flushes when asked.
-fn write_out(pipeline: &mut Pipeline, out: &mut (impl Write + ?Sized), flush: bool) -> io::Result<()> {
+fn write_out(
+    pipeline: &mut Pipeline,
+    out: &mut (impl Write + ?Sized),
+    flush: bool,
+) -> io::Result<()> {
     let buf = pipeline.output();
     if !buf.is_empty() {
         out.write_all(buf)?;
@@ -759,7 +775,10 @@ impl Saver {
     fn save(&self, windows: &Windows, join: &Join, identity: Identity) {
         let Some(jobs) = &self.jobs else { return };
         self.busy.store(true, Ordering::Release);
-        if jobs.try_send((windows.clone(), join.caches(), identity)).is_err() {
+        if jobs
+            .try_send((windows.clone(), join.caches(), identity))
+            .is_err()
+        {
             self.busy.store(false, Ordering::Release);
         }
     }

@@ -153,7 +153,12 @@ impl StateFile {
         }
         match fs::metadata(&dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("state file {p}: {} is not a directory", dir.display())),
+            Ok(_) => {
+                return Err(format!(
+                    "state file {p}: {} is not a directory",
+                    dir.display()
+                ))
+            }
             Err(e) => return Err(format!("state file {p}: directory {}: {e}", dir.display())),
         }
         let file = StateFile {
@@ -166,10 +171,7 @@ impl StateFile {
             .chain(file.neighbours(".probe-"));
         for leftover in leftovers {
             match fs::remove_file(&leftover) {
-                Ok(()) => log::info!(
-                    "state file {p}: removed leftover {}",
-                    leftover.display()
-                ),
+                Ok(()) => log::info!("state file {p}: removed leftover {}", leftover.display()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(e) => {
                     return Err(format!(
@@ -258,7 +260,9 @@ impl StateFile {
         };
         let mut words = text.split_whitespace();
         let parsed = match (words.next(), words.next(), words.next()) {
-            (Some(id), Some(v), None) => StateId::parse(id).zip(v.parse().ok()).map(|(id, v)| (Some(id), v)),
+            (Some(id), Some(v), None) => StateId::parse(id)
+                .zip(v.parse().ok())
+                .map(|(id, v)| (Some(id), v)),
             (Some(v), None, None) => v.parse().ok().map(|v| (None, v)),
             _ => None,
         };
@@ -273,7 +277,13 @@ impl StateFile {
     /// twice after a crash).
     pub fn save_closed(&self, id: &StateId, closed_until: i64) -> io::Result<()> {
         let text = format!("{id} {closed_until}\n");
-        replace(&self.closed_tmp(), &self.closed(), &self.dir, text.as_bytes(), false)
+        replace(
+            &self.closed_tmp(),
+            &self.closed(),
+            &self.dir,
+            text.as_bytes(),
+            false,
+        )
     }
 
     /// Moves `PATH.closed` to `.bad`, saying why; `false` if there was

@@ -428,7 +428,11 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         serde_json::from_slice(bytes).map_err(|e| format!("cannot be parsed: {e}"))?;
     let snapshot: Snapshot = match header.format {
         1 | 2 => serde_json::from_slice(bytes).map_err(|e| format!("cannot be parsed: {e}"))?,
-        v => return Err(format!("unknown format version {v} (this program reads 1 and 2)")),
+        v => {
+            return Err(format!(
+                "unknown format version {v} (this program reads 1 and 2)"
+            ))
+        }
     };
     let v2 = [
         snapshot.state_id.is_some(),
@@ -627,7 +631,11 @@ impl Bound {
         max_future: i64,
     ) -> Bound {
         let end_of_max = max_ts
-            .and_then(|m| m.div_euclid(period).checked_mul(period)?.checked_add(period))
+            .and_then(|m| {
+                m.div_euclid(period)
+                    .checked_mul(period)?
+                    .checked_add(period)
+            })
             .unwrap_or(i64::MIN);
         Bound {
             most: end_of_max.max(wall.unwrap_or(i64::MIN)).min(TIME_MAX),
