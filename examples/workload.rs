@@ -665,7 +665,7 @@ impl<W: Write> Emitter<W> {
     fn drain(&mut self, bound: Option<i64>) -> io::Result<()> {
         while self.written < self.limit {
             match self.heap.peek() {
-                Some(p) if bound.map_or(true, |b| p.arrival < b) => {}
+                Some(p) if bound.is_none_or(|b| p.arrival < b) => {}
                 _ => break,
             }
             let mut p = self.heap.pop().unwrap();
@@ -705,7 +705,7 @@ fn generate<W: Write>(a: &Args, out: W) -> io::Result<(u64, usize, usize, i64)> 
     };
     let (mut ocur, mut oacc, mut xid) = (0usize, 0.0f64, 0u64);
     let mut k: i64 = 0;
-    while ticks.map_or(true, |t| k < t) && !em.done() {
+    while ticks.is_none_or(|t| k < t) && !em.done() {
         let tick = start_ns + k * period_ns;
         for s in &rel {
             let ts = tick

@@ -298,7 +298,7 @@ impl Options {
         if self.period.is_zero() {
             return bad("--period must be greater than 0".into());
         }
-        if self.period.as_nanos() % unit != 0 {
+        if !self.period.as_nanos().is_multiple_of(unit) {
             return bad(format!(
                 "--period {} is not a whole multiple of --precision {}",
                 self.period, self.precision

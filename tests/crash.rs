@@ -296,8 +296,11 @@ fn quiescent_kills_after_idle_advances_replay_them() {
     assert_same_rows(&got, &expected);
 }
 
-/// The series and window of a row: its tags and timestamp.
-fn row_key(row: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// A row's series and window: its tags and its timestamp.
+type RowKey = (Vec<u8>, Vec<u8>);
+
+/// The key of a row.
+fn row_key(row: &[u8]) -> RowKey {
     // The first space not escaped by a backslash ends the tags.
     let mut i = 0;
     while i < row.len() && row[i] != b' ' {
@@ -367,7 +370,7 @@ fn kills_at_random_instants_change_only_windows_with_points_in_flight() {
         .into_iter()
         .map(|r| (row_key(r), r))
         .collect();
-    let mut seen: BTreeMap<(Vec<u8>, Vec<u8>), BTreeSet<&[u8]>> = BTreeMap::new();
+    let mut seen: BTreeMap<RowKey, BTreeSet<&[u8]>> = BTreeMap::new();
     for r in rows(&got) {
         seen.entry(row_key(r)).or_default().insert(r);
     }

@@ -1095,7 +1095,7 @@ mod dashboard {
         }
         if series
             .iter()
-            .any(|s| s["values"].as_array().map_or(true, Vec::is_empty))
+            .any(|s| s["values"].as_array().is_none_or(Vec::is_empty))
         {
             problems.push(format!("{what}: a series without values"));
         }
@@ -1160,7 +1160,7 @@ mod dashboard {
             fail(format!("schemaVersion {version}"));
         }
         for key in ["title", "uid"] {
-            if dash[key].as_str().map_or(true, str::is_empty) {
+            if dash[key].as_str().is_none_or(str::is_empty) {
                 fail(format!("no {key}"));
             }
         }
@@ -1231,7 +1231,7 @@ mod dashboard {
                 if ref_id.is_empty() || !refs.insert(ref_id) {
                     fail(format!("{title:?}: refId {ref_id:?} empty or repeated"));
                 }
-                if t["rawQuery"] != true || t["query"].as_str().map_or(true, str::is_empty) {
+                if t["rawQuery"] != true || t["query"].as_str().is_none_or(str::is_empty) {
                     fail(format!("{title:?} {ref_id}: not a raw InfluxQL query"));
                 }
                 if !matches!(t["resultFormat"].as_str(), Some("time_series" | "table")) {

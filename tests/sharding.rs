@@ -211,7 +211,7 @@ fn check_all_splits(input: &Path, name: &str) -> Output {
                 partitions,
                 instances,
                 // Both of sarama's simple strategies, alternately.
-                strategy: if (k as u32 + instances) % 2 == 0 {
+                strategy: if (k as u32 + instances).is_multiple_of(2) {
                     "range"
                 } else {
                     "roundrobin"

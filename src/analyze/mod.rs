@@ -195,7 +195,7 @@ impl Observer for Analysis {
             self.worst.note(hash, p.kind, p.key, behind);
         }
         self.distinct.note(hash, p.kind, p.key);
-        let raised = self.newest.map_or(true, |m| p.ts > m);
+        let raised = self.newest.is_none_or(|m| p.ts > m);
         let newest = if raised {
             self.newest = Some(p.ts);
             p.ts

@@ -454,7 +454,7 @@ fn interleave(shard: &mut Vec<&Record>, lag_max: i64, seed: u64, instance: u64, 
         let arrival = match rec.clock {
             None => i64::MIN,
             Some(clock) => {
-                if s.next_draw.map_or(true, |at| clock >= at) {
+                if s.next_draw.is_none_or(|at| clock >= at) {
                     s.lag = s.rng.below(lag_max as u64 + 1) as i64;
                     s.next_draw = Some((clock.div_euclid(lag_max) + 1).saturating_mul(lag_max));
                 }

@@ -611,7 +611,7 @@ fn number_body<const FAST: bool>(i: &[u8]) -> Res<'_, Value<'_>> {
     }
     let (r, (sign, int, frac)) =
         (opt(lit(b"-")), digit0, opt(preceded(lit(b"."), digit0))).parse(i)?;
-    if int.is_empty() && frac.map_or(true, <[u8]>::is_empty) {
+    if int.is_empty() && frac.is_none_or(<[u8]>::is_empty) {
         return fail(r, ErrorKind::BadFieldValue);
     }
     let mantissa = &i[..i.len() - r.len()];
