@@ -286,8 +286,7 @@ impl StateFile {
         )
     }
 
-    /// Moves `PATH.closed` to `.bad`, saying why; `false` if there was
-    /// nothing to move.
+    /// Moves `PATH.closed`, if there is one, to `.bad`, saying why.
     pub fn quarantine_closed(&self, why: &str) {
         let closed = self.closed();
         if !closed.exists() {
