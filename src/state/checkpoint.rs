@@ -344,20 +344,19 @@ impl Held {
         let dropped = engine.drop_written(written);
         self.recorded = written.0;
         write_out(pipeline, out, true).map_err(StartError::Stdout)?;
+        // The replay finished: a crash from here on is not its doing.
+        let _ = std::fs::remove_file(self.file.neighbour(".replaying"));
         if legacy {
             // Format 1: from now on the state and its neighbours carry an id.
             self.identity.id = Some(StateId::new());
             self.recorded = i64::MIN;
         }
         if legacy || !files.is_empty() {
+            // Saved at once, so the replayed files can go. If the save
+            // fails (logged) they stay, and the new journal follows them.
             self.record_closed(pipeline);
-            if !self.save_now(pipeline) {
-                return Err(StartError::Refused(format!(
-                    "state file {p}: cannot save the state restored from its journal"
-                )));
-            }
+            self.save_now(pipeline);
         }
-        let _ = std::fs::remove_file(self.file.neighbour(".replaying"));
         let engine = pipeline.engine();
         let (windows, join) = engine.state();
         let open = windows.open().count();

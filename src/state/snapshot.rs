@@ -30,6 +30,10 @@ use super::StateId;
 /// converts the old ones up in [`decode`].
 pub const FORMAT: u32 = 2;
 
+/// The largest journal sequence number a file may name: far more saves
+/// than any life of a state sees, with room to count on.
+const MAX_JOURNAL: u64 = 1 << 62;
+
 /// Just the version, read first.
 #[derive(Deserialize)]
 struct Header {
@@ -443,6 +447,9 @@ pub fn decode(bytes: &[u8]) -> Result<Snapshot, String> {
         (1, _) if v2.contains(&true) => Err("format 1 with fields of format 2".into()),
         (2, None) => Err("no state_id".into()),
         (2, Some(id)) if StateId::parse(id).is_none() => Err(format!("bad state_id {id:?}")),
+        (_, _) if snapshot.journal > MAX_JOURNAL => {
+            Err(format!("journal {} out of range", snapshot.journal))
+        }
         _ => Ok(snapshot),
     }
 }
@@ -666,6 +673,23 @@ impl Bound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_journal_number_near_the_limit_is_refused() {
+        let doc = |journal: u64| {
+            format!(
+                r#"{{"format":2,"state_id":"0123456789abcdef","journal":{journal},"options":{{"period_ns":5000000000,"precision":"ns","network_measurement":"n","service_measurement":"s"}},"closed_until":null,"max_ts":null,"windows":[],"network_cache":[],"service_cache":[]}}"#
+            )
+        };
+        assert_eq!(
+            decode(doc(MAX_JOURNAL).as_bytes()).unwrap().journal,
+            MAX_JOURNAL
+        );
+        assert_eq!(
+            decode(doc(u64::MAX).as_bytes()).unwrap_err(),
+            format!("journal {} out of range", u64::MAX)
+        );
+    }
 
     #[test]
     fn floats_survive_exactly_including_infinities() {
