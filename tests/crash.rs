@@ -21,6 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Duration;
 
+mod support;
+
 #[path = "support/child.rs"]
 mod child;
 #[path = "support/rng.rs"]
@@ -42,28 +44,12 @@ fn rows(out: &[u8]) -> Vec<&[u8]> {
 
 /// Splits `input` into whole lines: `pieces` pieces cut at seeded lines.
 fn cut<'a>(input: &'a [u8], pieces: usize, rng: &mut Rng) -> Vec<&'a [u8]> {
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(
-            input
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        )
-        .filter(|&i| i < input.len())
-        .collect();
+    let lines = input.iter().filter(|&&b| b == b'\n').count() as u64;
     let mut at: BTreeSet<usize> = BTreeSet::new();
     while at.len() < pieces - 1 {
-        at.insert(starts[1 + rng.below(starts.len() as u64 - 1) as usize]);
+        at.insert(1 + rng.below(lines - 1) as usize);
     }
-    let mut out = Vec::new();
-    let mut from = 0;
-    for &to in &at {
-        out.push(&input[from..to]);
-        from = to;
-    }
-    out.push(&input[from..]);
-    out
+    support::cut_at_lines(input, &at.into_iter().collect::<Vec<_>>())
 }
 
 fn lines_in(bytes: &[u8]) -> usize {
@@ -108,7 +94,8 @@ fn flush(args: &[&str]) -> Vec<u8> {
 }
 
 /// One live process over all of `pieces` (each followed by `pause`), then
-/// end of input: the uninterrupted run.
+/// end of input: the uninterrupted run, with the same flags but no state
+/// file.
 fn uninterrupted(args: &[&str], pieces: &[&[u8]], pause: Duration) -> Vec<u8> {
     let mut p = spawn(args);
     for piece in pieces {
@@ -229,10 +216,11 @@ fn quiescent_kills_on_the_realistic_recording_give_one_runs_rows() {
     let input = std::fs::read(REALISTIC).unwrap();
     let dir = tempfile::tempdir().unwrap();
     // --idle long: the live runs decide as a replay of the file would.
-    let args = state_args(dir.path(), &["--idle=1h"]);
+    let flags = ["--idle=1h"];
+    let args = state_args(dir.path(), &flags);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let pieces = cut(&input, 12, &mut Rng::new(15));
-    let expected = uninterrupted(&args[..1], &pieces, Duration::ZERO);
+    let expected = uninterrupted(&flags, &pieces, Duration::ZERO);
     let (got, err) = killed_quiescent(&args, &pieces, Duration::ZERO, || Duration::ZERO);
     assert!(err.matches("replayed").count() >= 11, "{err}");
     assert_same_rows(&got, &expected);
@@ -254,7 +242,7 @@ fn quiescent_kills_with_saves_and_rotations_between_them() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rng = Rng::new(16);
     let pieces = cut(&input, 11, &mut rng);
-    let expected = uninterrupted(&args[..2], &pieces, Duration::ZERO);
+    let expected = uninterrupted(&flags, &pieces, Duration::ZERO);
     let (got, err) = killed_quiescent(&args, &pieces, Duration::ZERO, || {
         Duration::from_millis(rng.below(1500))
     });
@@ -290,7 +278,7 @@ fn quiescent_kills_after_idle_advances_replay_them() {
     let args = state_args(dir.path(), &flags);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let pause = Duration::from_secs(2);
-    let expected = uninterrupted(&args[..3], &pieces, pause);
+    let expected = uninterrupted(&flags, &pieces, pause);
     let (got, err) = killed_quiescent(&args, &pieces, pause, || Duration::ZERO);
     assert!(err.matches("replayed").count() >= 10, "{err}");
     assert_same_rows(&got, &expected);
@@ -326,7 +314,7 @@ fn kills_at_random_instants_change_only_windows_with_points_in_flight() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut rng = Rng::new(17);
     let pieces = cut(&input, 12, &mut rng);
-    let expected_out = uninterrupted(&args[..2], &pieces, Duration::ZERO);
+    let expected_out = uninterrupted(&flags, &pieces, Duration::ZERO);
 
     let mut got = Vec::new();
     // Windows (start, ns) that had a point written to a process after its

@@ -28,6 +28,8 @@ use e2e_aggregator::state::checkpoint::StartError;
 use e2e_aggregator::state::Checkpoint;
 use proptest::prelude::*;
 
+mod support;
+
 #[path = "support/child.rs"]
 mod child;
 #[path = "support/rng.rs"]
@@ -85,28 +87,6 @@ fn in_pieces(pieces: &[&[u8]], flags: &[&str]) -> Vec<u8> {
     out
 }
 
-/// Cuts `input` before the given lines (0-based line indexes).
-fn cut_at_lines<'a>(input: &'a [u8], lines: &[usize]) -> Vec<&'a [u8]> {
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(
-            input
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| b == b'\n')
-                .map(|(i, _)| i + 1),
-        )
-        .collect();
-    let mut pieces = Vec::new();
-    let mut from = 0;
-    for &line in lines {
-        let at = starts[line];
-        pieces.push(&input[from..at]);
-        from = at;
-    }
-    pieces.push(&input[from..]);
-    pieces
-}
-
 /// The timestamp of each line (its last field).
 fn timestamps(input: &[u8]) -> Vec<i64> {
     input
@@ -149,7 +129,7 @@ fn pieces_of_the_realistic_recording_give_the_same_output() {
         for lines in cuts {
             let mut lines = lines.to_vec();
             lines.sort_unstable();
-            let got = in_pieces(&cut_at_lines(&input, &lines), flags);
+            let got = in_pieces(&support::cut_at_lines(&input, &lines), flags);
             assert!(got == expected, "{flags:?} cut at lines {lines:?}");
         }
     }
@@ -180,7 +160,7 @@ fn a_reverse_path_and_a_service_seen_only_in_the_first_piece_still_serve() {
         String::from_utf8_lossy(&expected)
     );
     for cut in [first, first + 2] {
-        let got = in_pieces(&cut_at_lines(input.as_bytes(), &[cut]), &flags);
+        let got = in_pieces(&support::cut_at_lines(input.as_bytes(), &[cut]), &flags);
         assert_eq!(
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(&expected)
@@ -319,7 +299,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.json");
         let mut got = Vec::new();
-        for piece in cut_at_lines(&input, &lines) {
+        for piece in support::cut_at_lines(&input, &lines) {
             got.extend(run_in_process(piece, flags, &path));
         }
         got.extend(flush_in_process(flags, &path));
@@ -381,7 +361,7 @@ fn live_sigterm_mid_stream_then_a_restart_with_the_rest() {
     let flags = ["--period", "2s", "--grace", "4s", "--idle", "1h"];
     let expected = whole(&input, &flags);
     let n = timestamps(&input).len();
-    let pieces = cut_at_lines(&input, &[n / 2]);
+    let pieces = support::cut_at_lines(&input, &[n / 2]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let state = state.to_str().unwrap();
@@ -443,7 +423,7 @@ fn live_sigkill_after_a_periodic_save_loses_nothing_and_repeats_only_copies() {
     let flags = ["--period", "2s", "--grace", "4s", "--idle", "1h"];
     let ts = timestamps(&input);
     let n = ts.len();
-    let pieces = cut_at_lines(&input, &[n / 3, 2 * n / 3]);
+    let pieces = support::cut_at_lines(&input, &[n / 3, 2 * n / 3]);
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let state_str = state.to_str().unwrap();

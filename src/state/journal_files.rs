@@ -54,11 +54,6 @@ impl Writer {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
-
-    /// A second handle, to fsync it from another thread.
-    pub fn handle(&self) -> io::Result<File> {
-        self.file.try_clone()
-    }
 }
 
 /// The path of journal `seq`.

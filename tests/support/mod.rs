@@ -397,3 +397,25 @@ impl Stats {
         Ok(())
     }
 }
+
+/// Cuts `input` before the given lines (0-based line indexes).
+pub fn cut_at_lines<'a>(input: &'a [u8], lines: &[usize]) -> Vec<&'a [u8]> {
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(
+            input
+                .iter()
+                .enumerate()
+                .filter(|(_, &b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        )
+        .collect();
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for &line in lines {
+        let at = starts[line];
+        pieces.push(&input[from..at]);
+        from = at;
+    }
+    pieces.push(&input[from..]);
+    pieces
+}
