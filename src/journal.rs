@@ -65,6 +65,11 @@ impl Changes {
         &self.buf
     }
 
+    /// Whether no change waits to be written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     /// Forgets the frames written.
     pub fn clear(&mut self) {
         self.open = None;
@@ -100,6 +105,18 @@ pub enum Entry<'a> {
     },
     /// An advance of the watermark without a point.
     Advance(i64),
+}
+
+impl Entry<'_> {
+    /// The newest wall clock this entry proves a live process saw: the
+    /// one its chunk was applied with, or an advance's watermark (capped
+    /// at the wall clock less grace, so never ahead of it).
+    pub fn wall(&self) -> Option<i64> {
+        match *self {
+            Entry::Chunk { wall, .. } => wall,
+            Entry::Advance(watermark) => Some(watermark),
+        }
+    }
 }
 
 /// How the frames of a journal end.

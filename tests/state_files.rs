@@ -363,6 +363,7 @@ fn a_state_that_starts_empty_is_saved_at_once() {
             "format": 2,
             "state_id": id,
             "journal": 0,
+            "journaled": true,
             "options": saved_json()["options"],
             "closed_until": null,
             "max_ts": null,
@@ -865,7 +866,7 @@ fn an_unknown_field_is_moved_to_bad() {
     moved_to_bad(
         extra.as_bytes(),
         "cannot be parsed: unknown field `extra`, expected one of `format`, `state_id`, \
-         `journal`, `wall`, `options`, `closed_until`, `max_ts`, `windows`, `network_cache`, \
+         `journal`, `wall`, `journaled`, `options`, `closed_until`, `max_ts`, `windows`, `network_cache`, \
          `service_cache` at line 1 column 8",
     );
 
@@ -1296,6 +1297,80 @@ fn a_full_disk_at_stop_keeps_the_old_file_and_exits_1() {
     assert_eq!(run.stdout, format!("{ROW_15}{ROW_20}"));
 }
 
+/// A journal append cut short by a full disk leaves no partial entry
+/// behind: the entries kept are appended whole once there is room, and a
+/// crash then loses nothing.
+#[test]
+fn an_append_cut_short_by_a_full_disk_leaves_the_journal_whole() {
+    let case = Case::new();
+    let dir = case.dir.path().join("disk");
+    let Some(disk) = SmallDisk::mount(&dir) else {
+        eprintln!("cannot mount a tmpfs here: skipped");
+        return;
+    };
+    let path = dir.join("state.json");
+    let point = |path: u32, t: i64| {
+        format!(
+            "network_delays,path=p{path},source=a,target=b latency={path},bandwidth=1 \
+             {}\n",
+            1_700_000_000_000_000_000 + t * 1_000_000_000
+        )
+    };
+    let first = point(0, 0);
+    // Far more than the room left in the journal's last page.
+    let big: String = (1..400).map(|p| point(p, 1)).collect();
+    let last = point(0, 30);
+    let mut live = start_live(
+        &path,
+        &["--stats-interval", "50ms", "--state-interval", "1h"],
+    );
+    let applied = |live: &Proc, lines: usize| {
+        live.wait_stdout(PATIENCE, "applied", |out| {
+            String::from_utf8_lossy(out.complete()).contains(&format!("lines_in={lines}i"))
+        })
+    };
+    live.write(&first);
+    applied(&live, 1);
+    disk.fill();
+    live.write(&big);
+    live.wait_stderr(PATIENCE, "a failed append", |err| {
+        err.text().contains("kept to try again")
+    });
+    disk.empty();
+    live.write(&last);
+    applied(&live, 401);
+    std::thread::sleep(Duration::from_millis(100));
+    live.signal(child::Signal::KILL);
+    let killed = live.wait_exit(PATIENCE);
+
+    let run = run_with(&path, case.dir.path(), &["flush"], "");
+    run.exits(0);
+    run.has_no_line_starting("W!");
+    let whole = Launch::new()
+        .stdin(
+            File::open({
+                let f = case.dir.path().join("whole.lp");
+                fs::write(&f, format!("{first}{big}{last}")).unwrap();
+                f
+            })
+            .unwrap(),
+        )
+        .run(PATIENCE);
+    let rows = |out: &[u8]| -> Vec<String> {
+        let mut rows: Vec<String> = String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| l.starts_with("e2e_delays,"))
+            .map(str::to_string)
+            .collect();
+        rows.sort();
+        rows
+    };
+    let mut got = rows(&killed.stdout);
+    got.extend(rows(run.stdout.as_bytes()));
+    got.sort();
+    assert_eq!(got, rows(&whole.stdout), "{}", run.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // The format, on the library: never a panic, and stable
 
@@ -1311,6 +1386,7 @@ fn state_after(settings: &Arc<Settings>, input: &[u8]) -> Vec<u8> {
         id: Some(StateId("0123456789abcdef".into())),
         journal: 3,
         wall: None,
+        journaled: true,
     };
     snapshot::encode(&snapshot::capture(
         engine.settings(),

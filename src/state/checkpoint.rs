@@ -111,6 +111,7 @@ impl Checkpoint {
                 id: None,
                 journal: 0,
                 wall: None,
+                journaled: options.journal,
             },
             journal: None,
             seq: 1,
@@ -235,6 +236,14 @@ impl Checkpoint {
                 written,
             };
         }
+        if self.rows_unflushed {
+            // Without a journal, the open windows are still worth saving.
+            log::error!(
+                "state file {}: rows of closed windows did not reach stdout and, \
+                 without a journal, are lost",
+                held.file.path().display()
+            );
+        }
         let saved = held.save_now(pipeline);
         Outcome {
             saved: saved && !held.failed.load(Ordering::Acquire),
@@ -309,19 +318,29 @@ impl Held {
             return Ok(());
         };
         let legacy = restored.identity.id.is_none();
-        self.identity = restored.identity;
+        let journaled = restored.identity.journaled;
+        self.identity = Identity {
+            journaled: self.journaling,
+            ..restored.identity
+        };
         self.seq = self.identity.journal + 1;
         let join = Join::from_caches(settings.clone(), restored.caches);
         pipeline.engine().restore(restored.windows, join, now);
 
         let written = self.closed_file(wall, &settings);
-        let (replayed, files) = self.replay_journals(pipeline);
+        let replayed = self.replay_journals(pipeline);
+        // The replay finished: a crash from here on is not its doing.
+        let _ = std::fs::remove_file(self.file.neighbour(".replaying"));
+        // Idle advance moved the frontier by the wall clocks replayed.
+        self.identity.wall = self.identity.wall.max(replayed.wall);
         let engine = pipeline.engine();
         let (max_ts, frontier) = {
             let (windows, _) = engine.state();
             (windows.max_ts(), windows.closed_until())
         };
-        // PATH.closed can only say what the state and its journal reached.
+        // PATH.closed can only say what the state and its journal reached,
+        // if they hold every change: a journal-less process, or journal
+        // files set aside, leave it further on.
         let bound = Bound::new(
             settings.period,
             max_ts,
@@ -330,13 +349,15 @@ impl Held {
             settings.max_future,
         );
         let written = match written {
-            Some(w) if w > frontier.0 => match bound.check("frontier", w) {
-                Ok(()) => Some(w),
-                Err(why) => {
-                    self.file.quarantine_closed(&format!("is refused: {why}"));
-                    None
+            Some(w) if w > frontier.0 && journaled && replayed.whole => {
+                match bound.check("frontier", w) {
+                    Ok(()) => Some(w),
+                    Err(why) => {
+                        self.file.quarantine_closed(&format!("is refused: {why}"));
+                        None
+                    }
                 }
-            },
+            }
             w => w,
         };
         let written = WindowEnd(written.unwrap_or(i64::MIN));
@@ -344,28 +365,30 @@ impl Held {
         let dropped = engine.drop_written(written);
         self.recorded = written.0;
         write_out(pipeline, out, true).map_err(StartError::Stdout)?;
-        // The replay finished: a crash from here on is not its doing.
-        let _ = std::fs::remove_file(self.file.neighbour(".replaying"));
         if legacy {
             // Format 1: from now on the state and its neighbours carry an id.
             self.identity.id = Some(StateId::new());
             self.recorded = i64::MIN;
         }
-        if legacy || !files.is_empty() {
-            // Saved at once, so the replayed files can go. If the save
-            // fails (logged) they stay, and the new journal follows them.
-            self.record_closed(pipeline);
+        if legacy || !replayed.files.is_empty() || journaled != self.journaling {
+            // Saved at once, so that the replayed files can go and the
+            // state says whether this process journals. If the save fails
+            // (logged) the files stay, and the new journal follows them.
+            // PATH.closed comes after the save: a new id must name a
+            // state that exists.
             self.save_now(pipeline);
+            self.record_closed(pipeline);
         }
         let engine = pipeline.engine();
         let (windows, join) = engine.state();
         let open = windows.open().count();
         log::info!(
             "state file {p}: restored {open} windows, {} cache entries, max_ts {}; \
-             replayed {replayed} journal entries{}{}",
+             replayed {} journal entries{}{}",
             join.len(),
             windows.max_ts().map_or("none".into(), |t| t.to_string()),
-            match files.len() {
+            replayed.entries,
+            match replayed.files.len() {
                 0 => String::new(),
                 n => format!(" from {n} files, {rows} rows written"),
             },
@@ -404,6 +427,7 @@ impl Held {
             id: Some(StateId::new()),
             journal: 0,
             wall,
+            journaled: self.journaling,
         };
         self.seq = 1;
         log::info!("state file {p}: none, starting empty");
@@ -448,9 +472,8 @@ impl Held {
     }
 
     /// Replays the journal files after the snapshot, in order; sets aside
-    /// those that cannot be replayed. Returns the entries replayed and the
-    /// files they came from (deleted once the state is saved).
-    fn replay_journals(&mut self, pipeline: &mut Pipeline) -> (u64, Vec<u64>) {
+    /// those that cannot be replayed.
+    fn replay_journals(&mut self, pipeline: &mut Pipeline) -> Replayed {
         let p = self.file.path().display().to_string();
         let covered = self.identity.journal;
         let mut pending = Vec::new();
@@ -463,8 +486,14 @@ impl Held {
                 pending.push((seq, path));
             }
         }
+        let mut replayed = Replayed {
+            entries: 0,
+            files: Vec::new(),
+            whole: true,
+            wall: None,
+        };
         if pending.is_empty() {
-            return (0, Vec::new());
+            return replayed;
         }
         let marker = self.file.neighbour(".replaying");
         let attempts: u32 = std::fs::read_to_string(&marker)
@@ -477,17 +506,15 @@ impl Held {
                     .set_aside(path, "was not replayed: two replays of it did not finish");
             }
             let _ = std::fs::remove_file(&marker);
-            return (0, Vec::new());
+            replayed.whole = false;
+            return replayed;
         }
         if let Err(e) = std::fs::write(&marker, format!("{}\n", attempts + 1)) {
             log::warn!("state file {p}: cannot write {}: {e}", marker.display());
         }
-        let mut replayed = 0;
-        let mut files = Vec::new();
         let mut expected = covered + 1;
-        let mut broken = false;
         for (seq, path) in pending {
-            if broken {
+            if !replayed.whole {
                 self.file
                     .set_aside(&path, "follows a journal that could not be replayed");
                 continue;
@@ -495,8 +522,9 @@ impl Held {
             let read = match journal_files::read(&path) {
                 Ok(read) => read,
                 Err(e) => {
-                    log::error!("state file {p}: cannot read {}: {e}", path.display());
-                    broken = true;
+                    // Set aside, so that a new journal can take its number.
+                    self.file.set_aside(&path, &format!("cannot be read: {e}"));
+                    replayed.whole = false;
                     continue;
                 }
             };
@@ -514,12 +542,17 @@ impl Held {
             };
             if let Some(why) = why {
                 self.file.set_aside(&path, &why);
-                broken = true;
+                replayed.whole = false;
                 continue;
             }
             let (entries, tail) = journal::frames(&read.frames);
-            replayed += pipeline.replay_journal(entries);
-            files.push(seq);
+            replayed.wall = entries
+                .iter()
+                .filter_map(|e| e.wall())
+                .fold(replayed.wall, |w, e| w.max(Some(e)));
+            replayed.entries += pipeline.replay_journal(entries);
+            // Consumed, even if damaged: a save at load covers its number.
+            replayed.files.push(seq);
             expected += 1;
             match tail {
                 Tail::Whole => {}
@@ -531,13 +564,12 @@ impl Held {
                         &path,
                         &format!("is damaged at byte {at} of its entries: replayed up to there"),
                     );
-                    files.pop();
-                    broken = true;
+                    replayed.whole = false;
                 }
             }
         }
         self.seq = self.seq.max(expected);
-        (replayed, files)
+        replayed
     }
 
     /// Appends the engine's journal entries of this chunk: one write. If
@@ -571,6 +603,11 @@ impl Held {
                     "cannot append to {}: {e}; {pending} bytes of entries kept to try again",
                     path.display()
                 ));
+                if self.journal.as_ref().is_some_and(Writer::spent) {
+                    // Nothing may follow its partial entry: a save on this
+                    // thread covers the file and the entries kept.
+                    self.save_now(pipeline);
+                }
             }
             Err(e) => {
                 changes.clear();
@@ -606,6 +643,7 @@ impl Held {
     /// are covered (the current one only if it was begun, so that the
     /// numbers of the files stay without gaps).
     fn identity_now(&mut self) -> Identity {
+        self.identity.journaled = self.journaling;
         if self.live {
             let wall = Now::read().wall;
             self.identity.wall = Some(self.identity.wall.map_or(wall, |w| w.max(wall)));
@@ -626,9 +664,15 @@ impl Held {
 
     /// Starts a save off this thread unless one is running: the copy is
     /// taken now, between two chunks, and the next journal file begins.
+    /// Not while a failed append keeps entries: they belong in the file
+    /// before the copy, and the save may fail too.
     fn start_save(&mut self, pipeline: &mut Pipeline) {
         if self.saver.as_ref().is_none_or(Saver::busy) {
             log::debug!("state save skipped: the previous one is still running");
+            return;
+        }
+        if pipeline.engine().journal().is_some_and(|c| !c.is_empty()) {
+            log::debug!("state save skipped: journal entries wait to be appended");
             return;
         }
         let identity = self.identity_now();
@@ -648,6 +692,11 @@ impl Held {
         match save(&self.file, engine.settings(), &identity, windows, join) {
             Ok(()) => {
                 self.rotate();
+                // Durable, and holding the entries a failed append kept:
+                // appended after it, they would be applied twice.
+                if let Some(changes) = pipeline.engine().journal() {
+                    changes.clear();
+                }
                 true
             }
             Err(e) => {
@@ -723,6 +772,18 @@ pub fn broken(e: &io::Error) {
     } else {
         log::error!("writing stdout failed: {e}; stopping");
     }
+}
+
+/// What the replay of the journal files at a start did.
+struct Replayed {
+    /// Entries replayed.
+    entries: u64,
+    /// The files replayed (in whole or up to damage): a save covers them.
+    files: Vec<u64>,
+    /// Every file after the state was replayed to its end.
+    whole: bool,
+    /// The newest wall clock the entries carry.
+    wall: Option<i64>,
 }
 
 /// A save's copy, on its way to the saver thread.

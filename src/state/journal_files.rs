@@ -5,7 +5,7 @@
 //! deleted once it is durable.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
 use super::{create_new, StateFile, StateId};
@@ -18,6 +18,7 @@ pub struct Writer {
     file: File,
     seq: u64,
     bytes: u64,
+    spent: bool,
 }
 
 impl Writer {
@@ -35,14 +36,34 @@ impl Writer {
             file,
             seq,
             bytes: header.len() as u64,
+            spent: false,
         })
     }
 
-    /// Appends whole frames.
+    /// Appends whole frames. If the write fails part way (a full disk
+    /// takes what fits), the file is cut back to its last whole frame, so
+    /// that the frames can be appended again; if even that fails, the
+    /// writer is spent ([`Writer::spent`]) and a save must cover it.
     pub fn append(&mut self, frames: &[u8]) -> io::Result<()> {
-        self.file.write_all(frames)?;
+        if self.spent {
+            return Err(io::Error::other("an earlier append left a partial entry"));
+        }
+        if let Err(e) = self.file.write_all(frames) {
+            let cut = self
+                .file
+                .set_len(self.bytes)
+                .and_then(|()| self.file.seek(SeekFrom::Start(self.bytes)));
+            self.spent = cut.is_err();
+            return Err(e);
+        }
         self.bytes += frames.len() as u64;
         Ok(())
+    }
+
+    /// Whether a failed append left a partial frame that could not be cut
+    /// off: nothing more may follow it.
+    pub fn spent(&self) -> bool {
+        self.spent
     }
 
     /// Its sequence number.

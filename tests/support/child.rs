@@ -54,8 +54,19 @@ pub struct Launch {
     command: Command,
     /// `None`: a pipe the test writes with [`Proc::write`].
     stdin: Option<Stdio>,
-    /// Whether stdout is left to the test ([`Proc::take_stdout`]).
-    keep_stdout: bool,
+    /// What becomes of stdout.
+    stdout: Out,
+}
+
+/// Where the child's stdout goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// A pipe read on a thread into [`Proc::stdout`].
+    Read,
+    /// A pipe left to the test ([`Proc::take_stdout`]).
+    Keep,
+    /// A pipe whose reading end is closed before the child starts.
+    Closed,
 }
 
 impl Launch {
@@ -64,7 +75,7 @@ impl Launch {
         Launch {
             command: Command::new(BIN),
             stdin: None,
-            keep_stdout: false,
+            stdout: Out::Read,
         }
     }
 
@@ -96,7 +107,14 @@ impl Launch {
     /// to read it at its own pace (so that the child blocks on a full
     /// pipe) or to close it.
     pub fn keep_stdout(mut self) -> Launch {
-        self.keep_stdout = true;
+        self.stdout = Out::Keep;
+        self
+    }
+
+    /// stdout a pipe nobody reads any more, from the start: every write
+    /// to it fails with `EPIPE`, whenever it comes.
+    pub fn closed_stdout(mut self) -> Launch {
+        self.stdout = Out::Closed;
         self
     }
 
@@ -105,25 +123,34 @@ impl Launch {
         let Launch {
             mut command,
             stdin,
-            keep_stdout,
+            stdout,
         } = self;
+        let into = match stdout {
+            Out::Read | Out::Keep => Stdio::piped(),
+            Out::Closed => {
+                let (reader, writer) = io::pipe().expect("a pipe");
+                drop(reader);
+                writer.into()
+            }
+        };
         let mut child = command
             .stdin(stdin.unwrap_or_else(Stdio::piped))
-            .stdout(Stdio::piped())
+            .stdout(into)
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {BIN}: {e}"));
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout is a pipe");
         let stderr = child.stderr.take().expect("stderr is a pipe");
         let out = Arc::new(Shared::default());
         let err = Arc::new(Shared::default());
-        let stdout = if keep_stdout {
-            Some(stdout)
-        } else {
-            let out = Arc::clone(&out);
-            thread::spawn(move || read_into(stdout, &out));
-            None
+        let reads_stdout = stdout == Out::Read;
+        let stdout = match (stdout, child.stdout.take()) {
+            (Out::Read, Some(stdout)) => {
+                let out = Arc::clone(&out);
+                thread::spawn(move || read_into(stdout, &out));
+                None
+            }
+            (_, stdout) => stdout,
         };
         {
             let err = Arc::clone(&err);
@@ -150,7 +177,7 @@ impl Launch {
             pid,
             stdin,
             stdout,
-            reads_stdout: !keep_stdout,
+            reads_stdout,
             out,
             err,
             _watchdog: watchdog,
