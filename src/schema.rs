@@ -5,7 +5,9 @@
 //!
 //! Every other stage speaks these types, so a name or a position is written
 //! once, here. This module knows nothing of parsing, windows or the join:
-//! it must never import from a stage of the pipe.
+//! it imports no stage of the pipe, only the line protocol's number type
+//! ([`Number`], a field value as the protocol defines it), which the
+//! running means add up.
 
 use crate::lp::Number;
 

@@ -40,7 +40,8 @@ pub use report::Report;
 
 use crate::config::{Options, ReportFormat};
 use crate::input::{self, End, Work};
-use crate::observe::{NoRow, Observer, Placed};
+use crate::join::NoRow;
+use crate::observe::{Observer, Placed};
 use crate::pipeline::Pipeline;
 use crate::schema::{self, Kind, NetworkSeries, SeriesKey, WindowEnd, WindowStart};
 use crate::settings::Settings;

@@ -12,7 +12,7 @@ use super::Analysis;
 use crate::config::Options;
 use crate::duration::Duration;
 use crate::engine::Engine;
-use crate::observe::NoRow;
+use crate::join::NoRow;
 use crate::schema::Kind;
 use crate::stats::{Counters, SkipReason};
 

@@ -56,7 +56,7 @@ use nom::sequence::{preceded, separated_pair, terminated};
 use nom::{IResult, Parser};
 
 use super::error::{ErrorKind, NomError, ParseError};
-use super::parse::{Record, RecordKind, Visitor};
+use super::record::{Record, RecordKind, Visitor};
 use super::scan::{self, CTL_NL, KEY_STOP, MEAS_STOP};
 use super::value::{parse_float, parse_signed, parse_unsigned, Element, Escaped, Value};
 

@@ -1,26 +1,36 @@
 //! InfluxDB line protocol: a parser that reads it exactly as Telegraf's
 //! influx parser does (the one `processors.execd` reads a processor's output
 //! with), and a writer that emits only the portable subset every reader
-//! agrees on (`../shared/lp-conformance/RULES.md`).
+//! agrees on (`RULES.md` of the conformance corpus, summed up in
+//! `docs/behaviour.md`).
+//!
+//! Which parser runs where:
+//! - **in production**, [`parse_record`] reads through the hand-written
+//!   fast paths: `scan_record` in [`grammar`], a plain loop over the
+//!   record's sections, and the table-driven leaf scans of `scan.rs`;
+//! - **the reference** is the nom grammar in [`grammar`], whose productions
+//!   the fast paths stand beside and fall back to on anything unusual.
+//!   [`parse_record_with`]`(`[`Path::General`]`, ..)` runs it alone; the
+//!   differential test and fuzz target check that both read every input
+//!   alike.
 //!
 //! The parser is zero-copy: every element borrows from the input and is
 //! unescaped only on request, and a caller that just validates a line gets
-//! no values at all. [`grammar`] is the grammar, in nom combinators, with
-//! fast paths beside its productions (a plain record loop, and table-driven
-//! scans from `scan.rs` for its leaves); [`parse`] is its interface
-//! ([`parse_record`], the [`Visitor`], [`Path`]); [`write`] is the output.
+//! no values at all. [`record`] holds what the grammar yields (the
+//! [`Record`], the [`Visitor`]); [`parse`] is the interface; [`write`] is
+//! the output.
 
 pub mod error;
 pub mod grammar;
 pub mod parse;
+pub mod record;
 mod scan;
 pub mod value;
 pub mod write;
 
 pub use error::{ErrorKind, ParseError};
-pub use parse::{
-    parse_record, parse_record_with, Outcome, Path, Record, RecordKind, Validate, Visitor,
-};
+pub use parse::{parse_record, parse_record_with, Outcome, Path};
+pub use record::{Record, RecordKind, Validate, Visitor};
 pub use value::{Escaped, Number, Value};
 
 /// A field value owned, as a test or a tool compares it.
