@@ -70,16 +70,9 @@ pub fn run(options: &Options) -> Exit {
     let now = || (!replay).then(Now::read);
     let mut pipeline = Pipeline::new(Settings::new(options));
     let mut out = io::stdout().lock();
-    let mut checkpoint = match Checkpoint::restore(options, &mut pipeline, now(), &mut out) {
+    let mut checkpoint = match resume(options, &mut pipeline, now(), &mut out) {
         Ok(checkpoint) => checkpoint,
-        Err(StartError::Refused(message)) => {
-            log::error!("{message}");
-            return Exit::Refused;
-        }
-        Err(StartError::Stdout(e)) => {
-            broken(&e);
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
     let mut chunks = match spawn(&pipeline, replay) {
         Ok(chunks) => chunks,
@@ -123,9 +116,14 @@ pub fn run(options: &Options) -> Exit {
             return Exit::Failed;
         }
     };
-    pipeline.end_input(end, now());
-    let stopped = checkpoint.stop(&mut pipeline, Some(&mut out));
-    let written = stopped.written && write_last(&mut pipeline, options, replay, &mut out);
+    let done = finish(
+        &mut pipeline,
+        &mut checkpoint,
+        options,
+        end,
+        now(),
+        &mut out,
+    );
     log::info!(
         "stopped ({}): {}",
         match stop {
@@ -135,16 +133,79 @@ pub fn run(options: &Options) -> Exit {
         },
         pipeline.counters().summary()
     );
-    if stopped.saved && written && stop != Stop::ReadFailed {
+    if done && stop != Stop::ReadFailed {
         Exit::Done
     } else {
         Exit::Failed
     }
 }
 
+/// A replay of `input`, in process, by the steps [`run`] takes (without
+/// its reader thread and workers): what the tests of the state file run.
+/// Returns how it ended and its pipeline (for its counters).
+pub fn replay(options: &Options, input: &[u8], out: &mut impl Write) -> (Exit, Pipeline) {
+    let mut pipeline = Pipeline::new(Settings::new(options));
+    let mut checkpoint = match resume(options, &mut pipeline, None, out) {
+        Ok(checkpoint) => checkpoint,
+        Err(exit) => return (exit, pipeline),
+    };
+    pipeline.feed(input, None);
+    if let Err(e) = checkpoint.settle(&mut pipeline, out, false) {
+        broken(&e);
+        pipeline.end_input(End::Interrupted, None);
+        checkpoint.stop(&mut pipeline, None);
+        return (Exit::Failed, pipeline);
+    }
+    let done = finish(&mut pipeline, &mut checkpoint, options, End::Eof, None, out);
+    (if done { Exit::Done } else { Exit::Failed }, pipeline)
+}
+
+/// The start of the processor and of `flush`: the state file taken and
+/// restored (its journal replayed, the replay's rows written to `out`).
+/// The error is the exit, its reason logged.
+fn resume(
+    options: &Options,
+    pipeline: &mut Pipeline,
+    now: Option<Now>,
+    out: &mut impl Write,
+) -> Result<Checkpoint, Exit> {
+    Checkpoint::restore(options, pipeline, now, out).map_err(|e| match e {
+        StartError::Refused(message) => {
+            log::error!("{message}");
+            Exit::Refused
+        }
+        StartError::Stdout(e) => {
+            broken(&e);
+            Exit::Failed
+        }
+    })
+}
+
+/// The stop once the input ended (`end` says how): the checkpoint's stop
+/// (the state saved, or the windows closed), then the last output.
+/// `true` if everything was written and saved.
+fn finish(
+    pipeline: &mut Pipeline,
+    checkpoint: &mut Checkpoint,
+    options: &Options,
+    end: End,
+    now: Option<Now>,
+    out: &mut impl Write,
+) -> bool {
+    pipeline.end_input(end, now);
+    let stopped = checkpoint.stop(pipeline, Some(out));
+    let written = stopped.written && write_last(pipeline, options, now.is_none(), out);
+    stopped.saved && written
+}
+
 /// `e2e-aggregator flush`: restores the state file, closes every open
-/// window, writes the rows and saves the emptied state.
+/// window, writes the rows to stdout and saves the emptied state.
 pub fn flush(options: &Options) -> Exit {
+    flush_to(options, &mut io::stdout().lock())
+}
+
+/// [`flush`] to `out`.
+pub fn flush_to(options: &Options, out: &mut impl Write) -> Exit {
     let Some(path) = &options.state_file else {
         log::error!("flush needs --state-file");
         return Exit::Refused;
@@ -157,20 +218,12 @@ pub fn flush(options: &Options) -> Exit {
         return Exit::Refused;
     }
     let mut pipeline = Pipeline::new(Settings::new(options));
-    let mut out = io::stdout().lock();
-    let mut checkpoint = match Checkpoint::restore(options, &mut pipeline, None, &mut out) {
+    let mut checkpoint = match resume(options, &mut pipeline, None, out) {
         Ok(checkpoint) => checkpoint,
-        Err(StartError::Refused(message)) => {
-            log::error!("{message}");
-            return Exit::Refused;
-        }
-        Err(StartError::Stdout(e)) => {
-            broken(&e);
-            return Exit::Failed;
-        }
+        Err(exit) => return exit,
     };
-    let retired = checkpoint.retire(&mut pipeline, &mut out);
-    let written = retired.written && write_last(&mut pipeline, options, true, &mut out);
+    let retired = checkpoint.retire(&mut pipeline, out);
+    let written = retired.written && write_last(&mut pipeline, options, true, out);
     log::info!(
         "flushed {}: {}",
         path.display(),

@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 use e2e_aggregator::config::Options;
 use e2e_aggregator::input::End;
 use e2e_aggregator::pipeline::Pipeline;
+use e2e_aggregator::run;
 use e2e_aggregator::settings::Settings;
-use e2e_aggregator::state::checkpoint::StartError;
-use e2e_aggregator::state::Checkpoint;
 use proptest::prelude::*;
 
 mod support;
@@ -221,29 +220,28 @@ fn settings(flags: &[&str]) -> Settings {
     Settings::new(&Options::load(args).unwrap())
 }
 
-/// What `run` does with a state file, in process, through the same
-/// checkpoint protocol: restore, feed, end of input, stop.
+/// A replay of `piece` with a state file, in process, by the binary's own
+/// steps ([`run::replay`]).
 fn run_in_process(piece: &[u8], flags: &[&str], path: &Path) -> Vec<u8> {
     let options = options_with_state(flags, path);
-    let mut p = Pipeline::new(Settings::new(&options));
     let mut out = Vec::new();
-    let mut checkpoint = restore(&options, &mut p, &mut out);
-    p.feed(piece, None);
-    p.end_input(End::Eof, None);
-    let stopped = checkpoint.stop(&mut p, Some(&mut out));
-    assert!(stopped.saved && stopped.written, "{stopped:?}");
-    out.extend_from_slice(p.output());
+    let exit = retry_in_use(|| {
+        out.clear();
+        run::replay(&options, piece, &mut out).0
+    });
+    assert_eq!(exit, run::Exit::Done);
     out
 }
 
-/// What `flush` does, in process.
+/// `flush`, in process, by the binary's own steps ([`run::flush_to`]).
 fn flush_in_process(flags: &[&str], path: &Path) -> Vec<u8> {
     let options = options_with_state(flags, path);
-    let mut p = Pipeline::new(Settings::new(&options));
     let mut out = Vec::new();
-    let mut checkpoint = restore(&options, &mut p, &mut out);
-    let retired = checkpoint.retire(&mut p, &mut out);
-    assert!(retired.saved && retired.written, "{retired:?}");
+    let exit = retry_in_use(|| {
+        out.clear();
+        run::flush_to(&options, &mut out)
+    });
+    assert_eq!(exit, run::Exit::Done);
     out
 }
 
@@ -255,19 +253,18 @@ fn options_with_state(flags: &[&str], path: &Path) -> Options {
     Options::load(args).unwrap()
 }
 
-/// Takes and restores the state file. A child spawned by another test of
-/// this process can hold a copy of the previous piece's lock for the
-/// instant between its fork and its exec, so "in use" is tried again.
-fn restore(options: &Options, p: &mut Pipeline, out: &mut Vec<u8>) -> Checkpoint {
+/// Runs `attempt` until it does not refuse the start. A child spawned by
+/// another test of this process can hold a copy of the previous piece's
+/// lock for the instant between its fork and its exec, so a refusal ("in
+/// use") is tried again for a while.
+fn retry_in_use(mut attempt: impl FnMut() -> run::Exit) -> run::Exit {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        match Checkpoint::restore(options, p, None, out) {
-            Ok(checkpoint) => return checkpoint,
-            Err(StartError::Refused(e)) if e.contains("in use") && Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            Err(e) => panic!("{e:?}"),
+        let exit = attempt();
+        if exit != run::Exit::Refused || Instant::now() >= deadline {
+            return exit;
         }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
