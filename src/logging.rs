@@ -128,32 +128,45 @@ impl RateLimit {
 }
 
 /// Remembers the subjects already warned about, so that a warning is given
-/// once per subject (a series, a measurement). Bounded: past `cap`
-/// subjects, new ones are no longer remembered and only the rate limit
-/// holds their warnings back, so a flood of subjects cannot grow memory.
+/// once per subject (a series, a measurement). It keeps a 64-bit hash of
+/// each, not the subject (a series key can be as long as
+/// `--max-line-size`): at most [`ONCE_CAP`] hashes, about 150 KiB however
+/// long the keys. Past the cap, new subjects are no longer remembered and
+/// only the rate limit holds their warnings back. Two subjects whose
+/// hashes collide (odds about 1 in 10^11 at the cap) share one warning.
 #[derive(Debug)]
 pub struct Once {
-    seen: std::collections::HashSet<Vec<u8>>,
+    seen: foldhash::HashSet<u64>,
+    hasher: foldhash::fast::RandomState,
     cap: usize,
 }
 
+/// How many subjects [`Once`] remembers.
+pub const ONCE_CAP: usize = 10_000;
+
 impl Default for Once {
     fn default() -> Self {
-        Once {
-            seen: std::collections::HashSet::new(),
-            cap: 10_000,
-        }
+        Once::with_cap(ONCE_CAP)
     }
 }
 
 impl Once {
+    fn with_cap(cap: usize) -> Once {
+        Once {
+            seen: foldhash::HashSet::default(),
+            hasher: foldhash::fast::RandomState::default(),
+            cap,
+        }
+    }
+
     /// Whether `subject` has not been warned about yet.
     pub fn first(&mut self, subject: &[u8]) -> bool {
-        if self.seen.contains(subject) {
+        let hash = std::hash::BuildHasher::hash_one(&self.hasher, subject);
+        if self.seen.contains(&hash) {
             return false;
         }
         if self.seen.len() < self.cap {
-            self.seen.insert(subject.to_vec());
+            self.seen.insert(hash);
         }
         true
     }
@@ -318,10 +331,7 @@ mod tests {
 
     #[test]
     fn once_is_once_per_subject_within_its_bound() {
-        let mut once = Once {
-            seen: Default::default(),
-            cap: 1,
-        };
+        let mut once = Once::with_cap(1);
         assert!(once.first(b"a"));
         assert!(!once.first(b"a"));
         assert!(once.first(b"b"));

@@ -1676,7 +1676,12 @@ fn change_a_value(doc: &mut Value, pick: usize, how: u8) {
         (Value::Number(n), _) if n.is_i64() => {
             let v = n.as_i64().unwrap();
             let by = if v.abs() < 1000 { 1 } else { 5_000_000_000 };
-            *n = (if how.is_multiple_of(2) { v - by } else { v + by }).into();
+            *n = (if how.is_multiple_of(2) {
+                v - by
+            } else {
+                v + by
+            })
+            .into();
         }
         (v @ Value::Number(_), _) => {
             if let Some(f) = v.as_f64() {
