@@ -15,10 +15,16 @@ use foldhash::{HashMap, HashSet};
 
 use crate::lp::write::{is_portable, Line, MAX_SERIES_KEY};
 use crate::schema::{
-    field, tag, NetworkMeans, NetworkSeries, SeriesKey, ServiceMeans, WindowEnd, WindowStart,
+    field, NetworkMeans, NetworkSeries, SeriesKey, ServiceMeans, WindowEnd, WindowStart,
 };
 use crate::settings::Settings;
 use crate::window::Window;
+
+mod row;
+mod verdict;
+
+use row::{check_fields, describe, Row, RowText};
+pub use verdict::NoRow;
 
 /// Expired keys remembered per cache when asked ([`Join::remember_expired`]).
 pub const EXPIRED_CAP: usize = 1_000_000;
@@ -83,18 +89,6 @@ pub struct Closed {
     pub unwritable: Vec<Unwritable>,
 }
 
-/// A row as the join found it, before it is written.
-struct Row<'a> {
-    /// The service behind the target.
-    service: &'a SvcEntry,
-    /// The measurement and tags as written.
-    series: &'a [u8],
-    /// The six values, in [`field::ROW`] order.
-    values: [f64; 6],
-    /// When the reverse latency was last updated (its window's end).
-    reverse_from: WindowEnd,
-}
-
 /// The keys of cache entries freed by `--cache-ttl` and not reported
 /// since, as 64-bit hashes: kept only when an observer asks why rows are
 /// missing, so that "expired" can be told from "never reported". At most
@@ -107,62 +101,6 @@ struct Expired {
 
 fn key_hash(key: &[u8]) -> u64 {
     FixedState::with_seed(0).hash_one(key)
-}
-
-/// A service instance: endpoint and sf_instance.
-type Instance = (Box<[u8]>, Box<[u8]>);
-
-/// What a forward series' rows share, worked out once per (series,
-/// service instance) and reused while the SFR's winning instance stays the
-/// same: the reverse path's key, and the row's measurement and tags as
-/// written (escaped, checked portable and short enough for InfluxDB).
-#[derive(Debug)]
-struct RowText {
-    /// The key of the same path in the other direction.
-    reverse: Box<[u8]>,
-    /// The instance `series` was prepared for (`None`: not yet).
-    service: Option<Instance>,
-    /// The measurement and tags as written, or why they cannot be.
-    series: Result<Vec<u8>, &'static str>,
-}
-
-impl RowText {
-    fn new(series: &NetworkSeries<'_>) -> RowText {
-        let mut reverse = Vec::new();
-        series.reverse_key(&mut reverse);
-        RowText {
-            reverse: reverse.into(),
-            service: None,
-            series: Err("not prepared"),
-        }
-    }
-
-    /// The series text for a row with `service`, prepared if the service
-    /// instance changed.
-    fn series(
-        &mut self,
-        join: &Join,
-        series: &NetworkSeries<'_>,
-        service: &SvcEntry,
-    ) -> Result<&[u8], &'static str> {
-        let same = self
-            .service
-            .as_ref()
-            .is_some_and(|(e, i)| **e == *service.endpoint && **i == *service.sf_instance);
-        if !same {
-            let tags = tags(series, service);
-            self.series = join.check_tags(&tags).map(|()| {
-                let mut text = Vec::new();
-                let mut line = Line::new(&mut text, &join.settings.output);
-                for (k, v) in tags {
-                    line = line.tag(k, v);
-                }
-                text
-            });
-            self.service = Some((service.endpoint.clone(), service.sf_instance.clone()));
-        }
-        self.series.as_deref().map_err(|e| *e)
-    }
 }
 
 /// The caches of the join.
@@ -462,35 +400,6 @@ impl Join {
     }
 }
 
-/// Why a row's values cannot be written, if they cannot.
-fn check_fields(fields: &[f64; 6]) -> Result<(), &'static str> {
-    if fields.iter().any(|f| !f.is_finite()) {
-        return Err("a mean is not finite");
-    }
-    Ok(())
-}
-
-/// The tags of a row, sorted by key.
-fn tags<'a>(series: &NetworkSeries<'a>, service: &'a SvcEntry) -> [(&'a [u8], &'a [u8]); 5] {
-    [
-        (tag::ENDPOINT, &service.endpoint),
-        (tag::PATH_ID, series.path),
-        (tag::SF_INSTANCE, &service.sf_instance),
-        (tag::SOURCE_SFR, series.source),
-        (tag::TARGET_SFR, series.target),
-    ]
-}
-
-/// A forward series as the warnings name it.
-fn describe(s: &NetworkSeries<'_>) -> String {
-    format!(
-        "path={} source={} target={}",
-        s.path.escape_ascii(),
-        s.source.escape_ascii(),
-        s.target.escape_ascii()
-    )
-}
-
 /// Replaces a cache entry whole. Most series report in every window, so the
 /// entry is replaced in place and a key allocated only for a new one.
 /// Returns whether the key is new.
@@ -515,64 +424,11 @@ where
     }
 }
 
-/// Why a forward (series, window) pair has no row: the first that applies,
-/// in the order SPEC.md gives ("Analyzing a recording").
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoRow {
-    /// No service was ever cached for the target SFR.
-    NoService,
-    /// No reverse series `(path, target, source)` was ever cached.
-    NoReverse,
-    /// The service or the reverse series was cached but expired by
-    /// `--cache-ttl`.
-    Expired,
-    /// A value of the row is null: the index in [`field::ROW`] of the first.
-    Null(usize),
-    /// The row cannot be written in the portable subset, and why.
-    Unwritable(&'static str),
-}
-
-impl NoRow {
-    /// How many kinds of reason there are ([`NoRow::index`] is below it).
-    pub const KINDS: usize = 4 + field::ROW.len();
-
-    /// A dense index per kind of reason, in precedence order.
-    pub fn index(self) -> usize {
-        match self {
-            NoRow::NoService => 0,
-            NoRow::NoReverse => 1,
-            NoRow::Expired => 2,
-            NoRow::Null(i) => 3 + i,
-            NoRow::Unwritable(_) => 3 + field::ROW.len(),
-        }
-    }
-
-    /// The name of the reason at `index`, as reports print it:
-    /// `no_service`, `no_reverse`, `expired`, `null_delay_forward`, …,
-    /// `unwritable`.
-    pub fn name(index: usize) -> &'static str {
-        const NULL: [&str; 6] = [
-            "null_delay_forward",
-            "null_delay_reverse",
-            "null_delay_service",
-            "null_avg_request_size",
-            "null_avg_response_size",
-            "null_avg_bandwidth",
-        ];
-        match index {
-            0 => "no_service",
-            1 => "no_reverse",
-            2 => "expired",
-            i if i < 3 + NULL.len() => NULL[i - 3],
-            _ => "unwritable",
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Options;
+    use crate::schema::tag;
 
     fn join(output: &str) -> Join {
         let o = Options::load(["e2e-aggregator", "--output-measurement", output]).unwrap();
@@ -601,30 +457,5 @@ mod tests {
         // A tag value's ',' is escaped: one byte more.
         let path = [vec![b'a'; 65_455], b",".to_vec()].concat();
         assert_eq!(check("m", &path), too_long);
-    }
-
-    #[test]
-    fn reasons_have_one_index_and_name_each() {
-        let all = [
-            NoRow::NoService,
-            NoRow::NoReverse,
-            NoRow::Expired,
-            NoRow::Null(0),
-            NoRow::Null(1),
-            NoRow::Null(2),
-            NoRow::Null(3),
-            NoRow::Null(4),
-            NoRow::Null(5),
-            NoRow::Unwritable("x"),
-        ];
-        assert_eq!(all.len(), NoRow::KINDS);
-        for (i, r) in all.iter().enumerate() {
-            assert_eq!(r.index(), i);
-        }
-        for (i, f) in field::ROW.iter().enumerate() {
-            let name = NoRow::name(3 + i);
-            assert_eq!(name.strip_prefix("null_").unwrap().as_bytes(), *f);
-        }
-        assert_eq!(NoRow::name(NoRow::KINDS - 1), "unwritable");
     }
 }
