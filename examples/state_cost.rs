@@ -55,7 +55,6 @@ fn main() {
             id: Some(StateId::new()),
             journal: 0,
             wall: None,
-            journaled: true,
         };
         let snap = snapshot::capture(engine.settings(), &identity, windows, join);
         let captured = start.elapsed();

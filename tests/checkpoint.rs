@@ -418,42 +418,53 @@ fn wall_clock() -> i64 {
 #[test]
 fn a_replay_of_an_idle_advance_saves_a_state_the_next_start_takes() {
     // Idle advance moves the frontier by wall time, past the end of
-    // max_ts's window and past the wall clock of the last save. A replay
-    // of that journal must save a state whose wall clock allows it.
-    let dir = tempfile::tempdir().unwrap();
-    let (state, arg) = state_arg(dir.path());
-    let t = wall_clock() / SEC * SEC - SEC;
-    let mut p = Launch::new()
-        .args([
-            arg.as_str(),
-            "--period=1s",
-            "--grace=1s",
-            "--idle=100ms",
-            "--state-interval=1h",
-        ])
-        .spawn();
-    p.write(window("p", t));
-    p.wait_stdout(PATIENCE, "the window's row", |out| {
-        !rows(out.complete()).is_empty()
-    });
-    // Two periods more of idle advance, with no save.
-    std::thread::sleep(Duration::from_millis(2500));
-    p.signal(Signal::KILL);
-    p.wait_exit(PATIENCE);
-    assert!(!journals(&state).is_empty(), "a journal left");
+    // max_ts's window in the last save and past that save's wall clock. A
+    // replay of the journal, or a start that takes PATH.closed without one,
+    // must save a state whose wall clock allows it.
+    for journal in ["--journal=true", "--journal=false"] {
+        let dir = tempfile::tempdir().unwrap();
+        let (state, arg) = state_arg(dir.path());
+        let mut p = Launch::new()
+            .args([
+                arg.as_str(),
+                journal,
+                "--period=1s",
+                "--grace=1s",
+                "--idle=100ms",
+                "--state-interval=1h",
+            ])
+            .spawn();
+        // Stamped after the start: its frontier lies beyond the start's
+        // save (its wall clock) and beyond that save's max_ts (none).
+        let t = wall_clock() / SEC * SEC + 2 * SEC;
+        p.write(window("p", t));
+        p.wait_stdout(PATIENCE, "the window's row", |out| {
+            !rows(out.complete()).is_empty()
+        });
+        // Two periods more of idle advance, with no save.
+        std::thread::sleep(Duration::from_millis(2500));
+        p.signal(Signal::KILL);
+        p.wait_exit(PATIENCE);
+        assert_eq!(
+            journals(&state).is_empty(),
+            journal == "--journal=false",
+            "{journal}: journal files"
+        );
 
-    let piece = replay(dir.path(), &[&arg, "--period=1s", "--grace=1s"], "");
-    assert_eq!(piece.code(), Some(0), "{}", piece.stderr);
-    let next = replay(dir.path(), &[&arg, "--period=1s", "--grace=1s"], "");
-    assert_eq!(next.code(), Some(0), "{}", next.stderr);
-    let p = state.display();
-    assert!(
-        next.stderr
-            .contains(&format!("I! state file {p}: restored 0 windows")),
-        "{}",
-        next.stderr
-    );
-    assert!(!next.stderr.contains("W!"), "{}", next.stderr);
+        let piece = replay(dir.path(), &[&arg, "--period=1s", "--grace=1s"], "");
+        assert_eq!(piece.code(), Some(0), "{journal}: {}", piece.stderr);
+        assert!(!piece.stderr.contains("W!"), "{journal}: {}", piece.stderr);
+        let next = replay(dir.path(), &[&arg, "--period=1s", "--grace=1s"], "");
+        assert_eq!(next.code(), Some(0), "{journal}: {}", next.stderr);
+        let p = state.display();
+        assert!(
+            next.stderr
+                .contains(&format!("I! state file {p}: restored 0 windows")),
+            "{journal}: {}",
+            next.stderr
+        );
+        assert!(!next.stderr.contains("W!"), "{journal}: {}", next.stderr);
+    }
 }
 
 #[test]
@@ -526,7 +537,17 @@ fn without_a_journal_the_frontier_of_a_crashed_run_still_holds() {
     let before = rows(&killed_after(&live, &input, 11));
     assert_eq!(before.len(), 3, "windows at 0, 10 and 20 s: {before:?}");
 
-    // The next start journals again (an operator's fix after a crash).
+    // The next start journals again (an operator's fix after a crash),
+    // and is killed before any save of its own.
+    let p = Launch::new()
+        .args([arg.as_str(), "--idle=1h", "--grace=5s"])
+        .spawn();
+    p.wait_stderr(PATIENCE, "the restore", |err| {
+        err.text().contains("restored")
+    });
+    p.signal(Signal::KILL);
+    let restarted = p.wait_exit(PATIENCE);
+    assert!(!restarted.stderr.contains("W!"), "{}", restarted.stderr);
     let after = replay(
         dir.path(),
         &[&arg, "--grace=5s"],
@@ -627,7 +648,7 @@ fn without_a_journal_rows_that_miss_stdout_are_reported_lost_and_open_windows_sa
     let p = state.display();
     let line = format!(
         "E! state file {p}: rows of closed windows did not reach stdout and, \
-         without a journal, are lost"
+         without a journal to keep them, are lost"
     );
     assert!(exit.stderr.contains(&line), "{}", exit.stderr);
     // The windows at 20 s and 30 s were open: saved, and flushed next.

@@ -363,7 +363,6 @@ fn a_state_that_starts_empty_is_saved_at_once() {
             "format": 2,
             "state_id": id,
             "journal": 0,
-            "journaled": true,
             "options": saved_json()["options"],
             "closed_until": null,
             "max_ts": null,
@@ -866,7 +865,7 @@ fn an_unknown_field_is_moved_to_bad() {
     moved_to_bad(
         extra.as_bytes(),
         "cannot be parsed: unknown field `extra`, expected one of `format`, `state_id`, \
-         `journal`, `wall`, `journaled`, `options`, `closed_until`, `max_ts`, `windows`, `network_cache`, \
+         `journal`, `wall`, `options`, `closed_until`, `max_ts`, `windows`, `network_cache`, \
          `service_cache` at line 1 column 8",
     );
 
@@ -1220,6 +1219,16 @@ impl SmallDisk {
         }
     }
 
+    /// Makes `bytes` of room (the filler cut short).
+    fn free(&self, bytes: u64) {
+        let filler = File::options()
+            .write(true)
+            .open(self.dir.join("filler"))
+            .unwrap();
+        let len = filler.metadata().unwrap().len();
+        filler.set_len(len.saturating_sub(bytes)).unwrap();
+    }
+
     /// Makes room again.
     fn empty(&self) {
         fs::remove_file(self.dir.join("filler")).unwrap();
@@ -1371,6 +1380,90 @@ fn an_append_cut_short_by_a_full_disk_leaves_the_journal_whole() {
     assert_eq!(got, rows(&whole.stdout), "{}", run.stderr);
 }
 
+/// A disk with room for a save but not for the journal's next entries:
+/// the save is made at once (on the loop's thread, since the entries kept
+/// must not follow its copy), covers them, and the journal starts again.
+#[test]
+fn a_journal_that_cannot_grow_is_covered_by_the_next_save() {
+    let case = Case::new();
+    let dir = case.dir.path().join("disk");
+    let Some(disk) = SmallDisk::mount(&dir) else {
+        eprintln!("cannot mount a tmpfs here: skipped");
+        return;
+    };
+    let path = dir.join("state.json");
+    let point = |v: u32, t: i64| {
+        format!(
+            "network_delays,path=p,source=a,target=b latency={v},bandwidth=1 {}\n",
+            1_700_000_000_000_000_000 + t * 1_000_000_000
+        )
+    };
+    let whole_window = |t: i64| {
+        format!(
+            "{}network_delays,path=p,source=b,target=a latency=2,bandwidth=1 {ts}\n\
+             service_delays,sfr=b,endpoint=e,sf_instance=i response_time=3,request_size=1,response_size=1 {ts}\n",
+            point(1, t),
+            ts = 1_700_000_000_000_000_000 + t * 1_000_000_000
+        )
+    };
+    let first = whole_window(0);
+    // One series, many points: a large journal entry, a small state.
+    let big: String = (0..1998).map(|v| point(v, 1)).collect();
+    let last = whole_window(30);
+    let mut live = start_live(
+        &path,
+        &["--stats-interval", "50ms", "--state-interval", "300ms"],
+    );
+    let applied = |live: &Proc, lines: usize| {
+        live.wait_stdout(PATIENCE, "applied", |out| {
+            String::from_utf8_lossy(out.complete()).contains(&format!("lines_in={lines}i"))
+        })
+    };
+    live.write(&first);
+    applied(&live, 3);
+    disk.fill();
+    disk.free(32 * 1024);
+    live.write(&big);
+    live.wait_stderr(PATIENCE, "a failed append", |err| {
+        err.text().contains("kept to try again")
+    });
+    // The next periodic save holds the big chunk.
+    wait_for("a save holding the big chunk", || {
+        fs::read_to_string(&path).is_ok_and(|s| s.contains("\"count\":1999"))
+    });
+    live.write(&last);
+    applied(&live, 2004);
+    std::thread::sleep(Duration::from_millis(100));
+    live.signal(child::Signal::KILL);
+    let killed = live.wait_exit(PATIENCE);
+    disk.empty();
+
+    let run = run_with(&path, case.dir.path(), &["flush"], "");
+    run.exits(0);
+    run.has_no_line_starting("W!");
+    let whole = Launch::new()
+        .stdin(
+            File::open({
+                let f = case.dir.path().join("whole.lp");
+                fs::write(&f, format!("{first}{big}{last}")).unwrap();
+                f
+            })
+            .unwrap(),
+        )
+        .run(PATIENCE);
+    let rows = |out: &[u8]| -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .filter(|l| l.starts_with("e2e_delays,"))
+            .map(str::to_string)
+            .collect()
+    };
+    let mut got = rows(&killed.stdout);
+    got.extend(rows(run.stdout.as_bytes()));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got, rows(&whole.stdout), "{}", run.stderr);
+}
+
 // ---------------------------------------------------------------------------
 // The format, on the library: never a panic, and stable
 
@@ -1386,7 +1479,6 @@ fn state_after(settings: &Arc<Settings>, input: &[u8]) -> Vec<u8> {
         id: Some(StateId("0123456789abcdef".into())),
         journal: 3,
         wall: None,
-        journaled: true,
     };
     snapshot::encode(&snapshot::capture(
         engine.settings(),

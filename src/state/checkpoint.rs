@@ -62,6 +62,20 @@ pub struct Checkpoint {
     rows_unflushed: bool,
 }
 
+/// Whether the journal file holds every change since the last save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behind {
+    /// It does.
+    No,
+    /// An append failed: its entries are kept and tried again with the
+    /// next chunk's, in order.
+    Kept,
+    /// Entries were dropped (more than `--journal-max` kept) or a partial
+    /// entry could not be cut off: nothing more may follow them, so
+    /// nothing is appended until a save covers every change.
+    Blocked,
+}
+
 /// The state file and what goes with it.
 struct Held {
     file: Arc<StateFile>,
@@ -71,6 +85,8 @@ struct Held {
     /// The sequence number of the journal being written.
     seq: u64,
     journaling: bool,
+    /// How far the journal file holds the engine's changes.
+    behind: Behind,
     journal_max: u64,
     live: bool,
     /// The frontier last recorded in `PATH.closed`.
@@ -111,11 +127,11 @@ impl Checkpoint {
                 id: None,
                 journal: 0,
                 wall: None,
-                journaled: options.journal,
             },
             journal: None,
             seq: 1,
             journaling: options.journal,
+            behind: Behind::No,
             journal_max: options.journal_max.0 as u64,
             live: now.is_some(),
             recorded: i64::MIN,
@@ -225,7 +241,7 @@ impl Checkpoint {
             None => false,
         };
         held.finish_saver();
-        if self.rows_unflushed && held.journaling {
+        if self.rows_unflushed && held.journaling && held.behind != Behind::Blocked {
             log::error!(
                 "state file {}: not saved: rows of closed windows did not reach stdout; \
                  the journal keeps them for the next start",
@@ -240,7 +256,7 @@ impl Checkpoint {
             // Without a journal, the open windows are still worth saving.
             log::error!(
                 "state file {}: rows of closed windows did not reach stdout and, \
-                 without a journal, are lost",
+                 without a journal to keep them, are lost",
                 held.file.path().display()
             );
         }
@@ -318,11 +334,7 @@ impl Held {
             return Ok(());
         };
         let legacy = restored.identity.id.is_none();
-        let journaled = restored.identity.journaled;
-        self.identity = Identity {
-            journaled: self.journaling,
-            ..restored.identity
-        };
+        self.identity = restored.identity;
         self.seq = self.identity.journal + 1;
         let join = Join::from_caches(settings.clone(), restored.caches);
         pipeline.engine().restore(restored.windows, join, now);
@@ -331,16 +343,24 @@ impl Held {
         let replayed = self.replay_journals(pipeline);
         // The replay finished: a crash from here on is not its doing.
         let _ = std::fs::remove_file(self.file.neighbour(".replaying"));
-        // Idle advance moved the frontier by the wall clocks replayed.
-        self.identity.wall = self.identity.wall.max(replayed.wall);
+        // Idle advance moved the frontier by the wall clocks replayed (live,
+        // none may lie beyond --max-future).
+        let replayed_wall = match wall {
+            Some(now) => replayed
+                .wall
+                .map(|w| w.min(now.saturating_add(settings.max_future))),
+            None => replayed.wall,
+        };
+        self.identity.wall = self.identity.wall.max(replayed_wall);
         let engine = pipeline.engine();
         let (max_ts, frontier) = {
             let (windows, _) = engine.state();
             (windows.max_ts(), windows.closed_until())
         };
         // PATH.closed can only say what the state and its journal reached,
-        // if they hold every change: a journal-less process, or journal
-        // files set aside, leave it further on.
+        // if they hold every change: a journal-less process, entries that
+        // were not appended, or journal files set aside leave it further
+        // on, and then it is taken as it is (its own checks passed).
         let bound = Bound::new(
             settings.period,
             max_ts,
@@ -348,8 +368,9 @@ impl Held {
             wall,
             settings.max_future,
         );
+        let mut unchecked = false;
         let written = match written {
-            Some(w) if w > frontier.0 && journaled && replayed.whole => {
+            Some((w, journaled)) if w > frontier.0 && journaled && replayed.whole => {
                 match bound.check("frontier", w) {
                     Ok(()) => Some(w),
                     Err(why) => {
@@ -358,7 +379,14 @@ impl Held {
                     }
                 }
             }
-            w => w,
+            Some((w, _)) if w > frontier.0 => {
+                // A frontier the state's own bound cannot vouch for: the
+                // saved state carries it, as it does the newest wall clock.
+                unchecked = true;
+                self.identity.wall = self.identity.wall.max(Some(w));
+                Some(w)
+            }
+            w => w.map(|(w, _)| w),
         };
         let written = WindowEnd(written.unwrap_or(i64::MIN));
         let rows = engine.keep_replayed_rows(written);
@@ -370,13 +398,15 @@ impl Held {
             self.identity.id = Some(StateId::new());
             self.recorded = i64::MIN;
         }
-        if legacy || !replayed.files.is_empty() || journaled != self.journaling {
-            // Saved at once, so that the replayed files can go and the
-            // state says whether this process journals. If the save fails
-            // (logged) the files stay, and the new journal follows them.
-            // PATH.closed comes after the save: a new id must name a
-            // state that exists.
-            self.save_now(pipeline);
+        if legacy || !replayed.files.is_empty() || unchecked {
+            // Saved at once, so that the replayed files can go and a
+            // frontier taken unchecked holds in the state itself. If the
+            // save fails (logged) the files stay, and the new journal takes
+            // the first number free after them. PATH.closed comes after the
+            // save: a new id must name a state that exists.
+            if !self.save_now(pipeline) {
+                self.seq = journal_files::first_free(&self.file, self.identity.journal);
+            }
             self.record_closed(pipeline);
         }
         let engine = pipeline.engine();
@@ -427,20 +457,20 @@ impl Held {
             id: Some(StateId::new()),
             journal: 0,
             wall,
-            journaled: self.journaling,
         };
         self.seq = 1;
         log::info!("state file {p}: none, starting empty");
         self.save_now(pipeline);
     }
 
-    /// `PATH.closed`, if it belongs to this state and is plausible; set
-    /// aside otherwise.
-    fn closed_file(&self, wall: Option<i64>, settings: &Settings) -> Option<i64> {
+    /// `PATH.closed`, if it belongs to this state and is plausible, and
+    /// whether its writer had journaled every change up to it; set aside
+    /// otherwise.
+    fn closed_file(&self, wall: Option<i64>, settings: &Settings) -> Option<(i64, bool)> {
         let ours = match self.file.read_closed() {
             Closed::None => return None,
             Closed::Unreadable => Err("is not a frontier this program wrote".to_string()),
-            Closed::Frontier(id, _) if id != self.identity.id => Err(format!(
+            Closed::Frontier { id, .. } if id != self.identity.id => Err(format!(
                 "belongs to another state ({}, not {})",
                 id.map_or("none".into(), |i| i.0),
                 self.identity
@@ -448,10 +478,14 @@ impl Held {
                     .as_ref()
                     .map_or("none".into(), |i| i.0.clone())
             )),
-            Closed::Frontier(_, v) if v.rem_euclid(settings.period) != 0 => {
+            Closed::Frontier { value: v, .. } if v.rem_euclid(settings.period) != 0 => {
                 Err(format!("frontier {v} is not aligned to the period"))
             }
-            Closed::Frontier(_, v) => Bound::new(
+            Closed::Frontier {
+                value: v,
+                journaled,
+                ..
+            } => Bound::new(
                 settings.period,
                 None,
                 Some(i64::MAX),
@@ -459,7 +493,7 @@ impl Held {
                 settings.max_future,
             )
             .check("frontier", v)
-            .map(|()| v)
+            .map(|()| (v, journaled))
             .map_err(|why| format!("is refused: {why}")),
         };
         match ours {
@@ -574,11 +608,18 @@ impl Held {
 
     /// Appends the engine's journal entries of this chunk: one write. If
     /// that fails they are kept and tried again with the next chunk's, up
-    /// to `--journal-max`; beyond that they are dropped, loudly.
+    /// to `--journal-max`; beyond that they are dropped, loudly, and
+    /// nothing more is appended until a save covers every change
+    /// ([`Behind`]).
     fn append_journal(&mut self, pipeline: &mut Pipeline) {
         let Some(changes) = pipeline.engine().journal() else {
             return;
         };
+        if self.behind == Behind::Blocked {
+            // The next save holds them.
+            changes.clear();
+            return;
+        }
         let frames = changes.frames();
         if frames.is_empty() {
             return;
@@ -596,25 +637,32 @@ impl Held {
         };
         let pending = frames.len() as u64;
         let path = journal_files::path(&self.file, self.seq);
+        let spent = self.journal.as_ref().is_some_and(Writer::spent);
         match result {
-            Ok(()) => changes.clear(),
-            Err(e) if pending <= self.journal_max => {
+            Ok(()) => {
+                changes.clear();
+                self.behind = Behind::No;
+            }
+            Err(e) if pending <= self.journal_max && !spent => {
+                self.behind = Behind::Kept;
                 self.error(format_args!(
                     "cannot append to {}: {e}; {pending} bytes of entries kept to try again",
                     path.display()
                 ));
-                if self.journal.as_ref().is_some_and(Writer::spent) {
-                    // Nothing may follow its partial entry: a save on this
-                    // thread covers the file and the entries kept.
-                    self.save_now(pipeline);
-                }
             }
             Err(e) => {
                 changes.clear();
+                self.behind = Behind::Blocked;
                 self.error(format_args!(
-                    "cannot append to {}: {e}; {pending} bytes of entries dropped \
-                     (more than --journal-max): a crash now loses them",
-                    path.display()
+                    "cannot append to {}: {e}; {pending} bytes of entries dropped{}: \
+                     no more entries until a save succeeds, and a crash before it \
+                     loses what came since the last one",
+                    path.display(),
+                    if spent {
+                        " (a partial entry could not be cut off)"
+                    } else {
+                        " (more than --journal-max)"
+                    }
                 ));
             }
         }
@@ -627,7 +675,8 @@ impl Held {
             return;
         }
         let id = self.identity.id.clone().unwrap_or_default();
-        match self.file.save_closed(&id, frontier) {
+        let journaled = self.journaling && self.behind == Behind::No;
+        match self.file.save_closed(&id, frontier, journaled) {
             Ok(()) => self.recorded = frontier,
             Err(e) => {
                 let closed = self.file.neighbour(".closed");
@@ -643,7 +692,6 @@ impl Held {
     /// are covered (the current one only if it was begun, so that the
     /// numbers of the files stay without gaps).
     fn identity_now(&mut self) -> Identity {
-        self.identity.journaled = self.journaling;
         if self.live {
             let wall = Now::read().wall;
             self.identity.wall = Some(self.identity.wall.map_or(wall, |w| w.max(wall)));
@@ -664,15 +712,18 @@ impl Held {
 
     /// Starts a save off this thread unless one is running: the copy is
     /// taken now, between two chunks, and the next journal file begins.
-    /// Not while a failed append keeps entries: they belong in the file
-    /// before the copy, and the save may fail too.
+    /// While the journal is behind, the save is made on this thread
+    /// instead (after any save under way): the entries not appended
+    /// belong before the copy, and only a durable save may let them go.
     fn start_save(&mut self, pipeline: &mut Pipeline) {
-        if self.saver.as_ref().is_none_or(Saver::busy) {
-            log::debug!("state save skipped: the previous one is still running");
+        let Some(saver) = &self.saver else { return };
+        if self.behind != Behind::No {
+            saver.wait_idle();
+            self.save_now(pipeline);
             return;
         }
-        if pipeline.engine().journal().is_some_and(|c| !c.is_empty()) {
-            log::debug!("state save skipped: journal entries wait to be appended");
+        if saver.busy() {
+            log::debug!("state save skipped: the previous one is still running");
             return;
         }
         let identity = self.identity_now();
@@ -697,6 +748,7 @@ impl Held {
                 if let Some(changes) = pipeline.engine().journal() {
                     changes.clear();
                 }
+                self.behind = Behind::No;
                 true
             }
             Err(e) => {
@@ -830,6 +882,15 @@ impl Saver {
 
     fn busy(&self) -> bool {
         self.busy.load(Ordering::Acquire)
+    }
+
+    /// Waits until no save is under way (only while the journal is
+    /// behind, when a save must be made on the loop's thread and must not
+    /// race this one for `PATH.tmp`).
+    fn wait_idle(&self) {
+        while self.busy() {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     fn save(&self, windows: &Windows, join: &Join, identity: Identity) {

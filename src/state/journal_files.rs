@@ -97,6 +97,16 @@ pub fn list(state: &StateFile) -> Vec<(u64, PathBuf)> {
     found
 }
 
+/// The first journal number after `covered` with no file at its path:
+/// where a new journal goes when the files after `covered` were kept.
+pub fn first_free(state: &StateFile, covered: u64) -> u64 {
+    let mut seq = covered + 1;
+    while path(state, seq).exists() {
+        seq += 1;
+    }
+    seq
+}
+
 /// Deletes the journal files numbered `..=seq`.
 pub fn delete_through(state: &StateFile, seq: u64) -> io::Result<()> {
     for (n, p) in list(state) {

@@ -74,12 +74,26 @@ impl std::fmt::Display for StateId {
 pub enum Closed {
     /// No such file.
     None,
-    /// The frontier, and the state it belongs to (`None`: written by a
-    /// program older than state ids, for a state file of format 1).
-    Frontier(Option<StateId>, i64),
+    /// A frontier.
+    Frontier {
+        /// The state it belongs to (`None`: written by a program older
+        /// than state ids, for a state file of format 1).
+        id: Option<StateId>,
+        /// The frontier, ns.
+        value: i64,
+        /// Whether the state file and its journal held every change up
+        /// to it when it was written ([`UNJOURNALED`] says they did not).
+        journaled: bool,
+    },
     /// Not what this program writes.
     Unreadable,
 }
+
+/// The word after the frontier in `PATH.closed` when the process that
+/// wrote it had not journaled every change up to it (`--journal=false`, or
+/// entries it could not append): the frontier may then lie beyond what the
+/// state file and its journal reach, and is not checked against them.
+pub const UNJOURNALED: &str = "unjournaled";
 
 /// A state file in use: its paths and the lock that makes it ours.
 #[derive(Debug)]
@@ -258,25 +272,34 @@ impl StateFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Closed::None,
             Err(_) => return Closed::Unreadable,
         };
-        let mut words = text.split_whitespace();
-        let parsed = match (words.next(), words.next(), words.next()) {
-            (Some(id), Some(v), None) => StateId::parse(id)
-                .zip(v.parse().ok())
-                .map(|(id, v)| (Some(id), v)),
-            (Some(v), None, None) => v.parse().ok().map(|v| (None, v)),
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let frontier = |id: Option<StateId>, v: &str, journaled| {
+            v.parse().ok().map(|value| Closed::Frontier {
+                id,
+                value,
+                journaled,
+            })
+        };
+        let parsed = match words[..] {
+            [id, v] => StateId::parse(id).and_then(|id| frontier(Some(id), v, true)),
+            [id, v, UNJOURNALED] => StateId::parse(id).and_then(|id| frontier(Some(id), v, false)),
+            // Format 1 had no journal.
+            [v] => frontier(None, v, false),
             _ => None,
         };
-        match parsed {
-            Some((id, v)) => Closed::Frontier(id, v),
-            None => Closed::Unreadable,
-        }
+        parsed.unwrap_or(Closed::Unreadable)
     }
 
     /// Records the closing frontier of state `id` after the rows of a
     /// close are out (no fsync: it only keeps a window from being written
-    /// twice after a crash).
-    pub fn save_closed(&self, id: &StateId, closed_until: i64) -> io::Result<()> {
-        let text = format!("{id} {closed_until}\n");
+    /// twice after a crash). `journaled`: the state file and its journal
+    /// hold every change up to it.
+    pub fn save_closed(&self, id: &StateId, closed_until: i64, journaled: bool) -> io::Result<()> {
+        let text = if journaled {
+            format!("{id} {closed_until}\n")
+        } else {
+            format!("{id} {closed_until} {UNJOURNALED}\n")
+        };
         replace(
             &self.closed_tmp(),
             &self.closed(),

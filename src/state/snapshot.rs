@@ -34,11 +34,6 @@ pub const FORMAT: u32 = 2;
 /// than any life of a state sees, with room to count on.
 const MAX_JOURNAL: u64 = 1 << 62;
 
-/// Format 2 before `journaled` was written: always journaled.
-fn journaled_by_default() -> bool {
-    true
-}
-
 /// Just the version, read first.
 #[derive(Deserialize)]
 struct Header {
@@ -64,11 +59,6 @@ pub struct Snapshot {
     /// 2; absent if only replays held it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wall: Option<i64>,
-    /// Whether the process that saved it journals every change after the
-    /// save (format 2; `--journal=false` writes `false`). Only then do the
-    /// state and its journal bound what `PATH.closed` may say.
-    #[serde(default = "journaled_by_default")]
-    pub journaled: bool,
     /// The options that give the state its meaning.
     pub options: Meaning,
     /// The closing frontier in ns; absent before any window closed.
@@ -334,8 +324,6 @@ pub struct Identity {
     pub journal: u64,
     /// See [`Snapshot::wall`].
     pub wall: Option<i64>,
-    /// See [`Snapshot::journaled`].
-    pub journaled: bool,
 }
 
 /// The state of `windows` and `join` under `settings`, as format 2.
@@ -351,7 +339,6 @@ pub fn capture(
         state_id: identity.id.as_ref().map(|id| id.0.clone()),
         journal: identity.journal,
         wall: identity.wall,
-        journaled: identity.journaled,
         options: Meaning {
             period_ns: settings.period,
             precision: precision_name(settings.unit).into(),
@@ -524,8 +511,6 @@ pub fn restore(
         id: snapshot.state_id.as_deref().and_then(StateId::parse),
         journal: snapshot.journal,
         wall: snapshot.wall,
-        // Format 1 came before the journal.
-        journaled: snapshot.format >= 2 && snapshot.journaled,
     };
     let max_ts = snapshot.max_ts;
     let bound = Bound::new(period, max_ts, identity.wall, now, settings.max_future);
