@@ -15,6 +15,7 @@ import json
 import os
 import queue
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +51,8 @@ ADDITIVE = [
 
 
 # ---------------------------------------------------------------- records
+
+PATH_TAG = re.compile(rb",path=((?:[^,\\ ]|\\.)*)")
 
 def split_unescaped(text, sep):
     """Splits line-protocol text at `sep` not preceded by a backslash."""
@@ -389,7 +392,10 @@ def instance_main(a):
                 ranges.setdefault(k, []).append([m.offset(), m.offset()])
             ts = m.timestamp()[1] * 1_000_000
             if m.topic() == a.net_topic:
-                keys[m.partition()].add((m.key() or b"").decode())
+                # The path tag itself, not the message key: a wrong
+                # routing key must show as a path on two instances.
+                tag = PATH_TAG.search(m.value())
+                keys[m.partition()].add(tag.group(1).decode() if tag else "")
             if newest is None or ts > newest:
                 newest = ts
             behind = newest - ts
@@ -914,7 +920,7 @@ def run_main(a):
              "--storage-engine", "memory://tansu/"],
             stdout=open(os.path.join(work, "tansu.log"), "wb"), stderr=subprocess.STDOUT)
         broker = f"127.0.0.1:{port}"
-        wait_port(port)
+    wait_port(int(broker.rsplit(":", 1)[1]))
     env = Env(broker, a.tansu, a.aggregator, work)
     checks = Checks()
     figures = {}
@@ -930,14 +936,14 @@ def run_main(a):
             figures["merged-realistic"] = run_group(env, checks, "merged-realistic", realistic, (1, 2, 3), "merge", None)
             figures["merged-generated"] = run_group(env, checks, "merged-generated", generated, (1, 2, 3), "merge", None)
         if want("paced"):
-            figures["paced-realistic"] = run_group(env, checks, "paced-realistic", realistic, (1, 2, 3), "arrival", 12.0)
-            figures["paced-generated"] = run_group(env, checks, "paced-generated", generated, (1, 2, 3), "arrival", 4.0)
+            figures["paced-realistic"] = run_group(env, checks, "paced-realistic", realistic, (1, 2, 3), "arrival", 18.0)
+            figures["paced-generated"] = run_group(env, checks, "paced-generated", generated, (1, 2, 3), "arrival", 6.0)
         if want("backlog"):
             figures["backlog"] = backlog_measure(env, checks, "backlog-realistic", realistic, 3)
         if want("crash"):
             crash = generate(210, 30, a.crash_seconds, seed=71)
             figures["crash"] = crash_measure(env, checks, "crash-generated", crash,
-                                             a.crash_seconds * 0.25, a.crash_seconds * 0.55)
+                                             a.crash_seconds * 0.2, a.crash_seconds * 0.6)
     except Exception as e:  # a harness failure is a failed check, with why
         import traceback
         traceback.print_exc()
@@ -967,7 +973,7 @@ def main():
     r.add_argument("--recording", required=True)
     r.add_argument("--work", help="directory for logs and outputs (default: a new temp dir)")
     r.add_argument("--only", help="comma-separated: merged,paced,backlog,crash")
-    r.add_argument("--crash-seconds", type=int, default=60)
+    r.add_argument("--crash-seconds", type=int, default=50)
     i = sub.add_parser("instance", help="one aggregator instance (run by `run`)")
     for opt in ("broker", "group", "svc-group", "client-id", "net-topic", "svc-topic", "ends", "log", "out"):
         i.add_argument("--" + opt, required=True)
