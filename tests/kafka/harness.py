@@ -907,6 +907,42 @@ def crash_measure(env, checks, label, recs, kill_at_s, leave_at_s):
     return fig
 
 
+def partitions_main(a):
+    """Prints where the real broker places `path-NNN` keys produced with
+    librdkafka's fnv1a_random (= sarama's hash partitioner), for each
+    partition count: the reference table of tests/sharding.rs."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [a.tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",
+         "--advertised-listener-url", f"tcp://127.0.0.1:{port}", "--storage-engine", "memory://tansu/"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port)
+        env = Env(f"127.0.0.1:{port}", a.tansu, None, None)
+        counts = [int(n) for n in a.counts.split(",")]
+        keys = [f"path-{j:03d}" for j in range(a.keys)]
+        placed = {}
+
+        def delivered(err, msg):
+            if err is not None:
+                raise RuntimeError(str(err))
+            placed[(msg.topic(), msg.key().decode())] = msg.partition()
+        prod = Producer({"bootstrap.servers": env.broker, "partitioner": "fnv1a_random",
+                         "on_delivery": delivered})
+        for n in counts:
+            env.create_topic(f"keys-{n}", n)
+            for k in keys:
+                prod.produce(f"keys-{n}", key=k.encode(), value=b"x")
+        prod.flush(30)
+    finally:
+        proc.kill()
+        proc.wait()
+    print("# key\t" + "\t".join(f"p{n}" for n in counts))
+    for k in keys:
+        print(k + "\t" + "\t".join(str(placed[(f"keys-{n}", k)]) for n in counts))
+    return 0
+
+
 def run_main(a):
     work = a.work or tempfile.mkdtemp(prefix="e2e-kafka-")
     os.makedirs(work, exist_ok=True)
@@ -974,6 +1010,10 @@ def main():
     r.add_argument("--work", help="directory for logs and outputs (default: a new temp dir)")
     r.add_argument("--only", help="comma-separated: merged,paced,backlog,crash")
     r.add_argument("--crash-seconds", type=int, default=50)
+    t = sub.add_parser("partitions", help="the reference partitions of path-NNN keys")
+    t.add_argument("--tansu", required=True)
+    t.add_argument("--keys", type=int, default=200)
+    t.add_argument("--counts", default="7,12,16")
     i = sub.add_parser("instance", help="one aggregator instance (run by `run`)")
     for opt in ("broker", "group", "svc-group", "client-id", "net-topic", "svc-topic", "ends", "log", "out"):
         i.add_argument("--" + opt, required=True)
@@ -987,6 +1027,8 @@ def main():
             a.agg = a.agg[1:]
         instance_main(a)
         return 0
+    if a.cmd == "partitions":
+        return partitions_main(a)
     return run_main(a)
 
 
