@@ -21,6 +21,11 @@
 //! And keyed by `source` instead of `path`, the two directions of a path
 //! land on different instances and rows are lost: the test pins how many,
 //! the number `telegraf/scale-out/README.md` quotes.
+//!
+//! The router's partitioner is checked against the engine: a table of the
+//! partitions a real broker gave `path-NNN` keys (`reference-partitions.tsv`,
+//! made by `tests/kafka/harness.py partitions`). `tests/kafka/` runs the
+//! whole recipe through that broker.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -146,6 +151,82 @@ fn keyed_by_source_rows_are_lost() {
     );
     let written: i64 = outputs.iter().map(|o| o.stats["rows_written"]).sum();
     assert_eq!(written, 1_298);
+}
+
+/// Where the real broker put `path-NNN` keys produced with librdkafka's
+/// `fnv1a_random` (sarama's hash partitioner); made by
+/// `tests/kafka/harness.py partitions` (the command is in the file).
+const REFERENCE_PARTITIONS: &str = include_str!("reference-partitions.tsv");
+
+/// The model's partitioner is the engine's: `e2e-router` with as many
+/// instances as partitions (range: instance i owns partition i) puts every
+/// key of the reference table where the real broker put it.
+#[test]
+fn router_places_keys_where_the_real_broker_did() {
+    let mut lines = REFERENCE_PARTITIONS
+        .lines()
+        .filter(|l| !l.starts_with("# ") || l.starts_with("# key"));
+    let header = lines.next().expect("header");
+    let counts: Vec<u32> = header
+        .split('\t')
+        .skip(1)
+        .map(|c| c.trim_start_matches('p').parse().expect("partition count"))
+        .collect();
+    let table: Vec<(String, Vec<usize>)> = lines
+        .map(|l| {
+            let mut cols = l.split('\t');
+            let key = cols.next().expect("key").to_owned();
+            (key, cols.map(|c| c.parse().expect("partition")).collect())
+        })
+        .collect();
+    assert_eq!(counts, [7, 12, 16]);
+    assert_eq!(table.len(), 200, "keys in the table");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let input = dir.path().join("keys.lp");
+    let mut text = String::new();
+    for (j, (key, _)) in table.iter().enumerate() {
+        let _ = writeln!(
+            text,
+            "network_delays,path={key},source=a,target=b latency=1 {}",
+            1_700_000_000_000_000_000i64 + j as i64
+        );
+    }
+    std::fs::write(&input, &text).expect("write keys");
+    for (c, &partitions) in counts.iter().enumerate() {
+        let split = Split {
+            partitions,
+            instances: partitions,
+            strategy: "range",
+            other_instance: 0,
+            key: "path",
+            disorder: "0s",
+            seed: 1,
+        };
+        let out_dir = dir.path().join(format!("p{partitions}"));
+        let shards = split.route(&input, &out_dir);
+        let mut placed = BTreeMap::new();
+        for (i, shard) in shards.iter().enumerate() {
+            let text = std::fs::read_to_string(shard).expect("read shard");
+            for line in text.lines() {
+                let key = line
+                    .split(',')
+                    .find_map(|t| t.strip_prefix("path="))
+                    .expect("path tag");
+                placed.insert(key.to_owned(), i);
+            }
+        }
+        let wrong: Vec<String> = table
+            .iter()
+            .filter(|(key, want)| placed.get(key) != Some(&want[c]))
+            .map(|(key, want)| format!("{key}: router {:?}, broker {}", placed.get(key), want[c]))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{partitions} partitions: {} of {} keys placed elsewhere than the broker placed them: {wrong:?}",
+            wrong.len(),
+            table.len()
+        );
+    }
 }
 
 /// One split of a recording by `e2e-router`.
