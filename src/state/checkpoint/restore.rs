@@ -247,21 +247,58 @@ impl Held {
         }
     }
 
+    /// The journal files after the ones the state covers, in order (the
+    /// covered ones, left by a save whose deletes did not finish, go).
+    fn pending_journals(&self) -> Vec<(u64, std::path::PathBuf)> {
+        let covered = self.identity.journal;
+        let mut pending = Vec::new();
+        for (seq, path) in journal_files::list(&self.file) {
+            if seq > covered {
+                pending.push((seq, path));
+            } else if let Err(e) = std::fs::remove_file(&path) {
+                log::warn!(
+                    "state file {}: cannot delete {}: {e}",
+                    self.file.path().display(),
+                    path.display()
+                );
+            }
+        }
+        pending
+    }
+
+    /// Counts this attempt in `PATH.replaying`; `false` (and the files set
+    /// aside) if two replays of them already began and never finished: one
+    /// bad entry must not make a crash loop.
+    fn claim_replay(&self, pending: &[(u64, std::path::PathBuf)]) -> bool {
+        let marker = self.file.neighbour(".replaying");
+        let attempts: u32 = std::fs::read_to_string(&marker)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+            .unwrap_or(0);
+        if attempts >= 2 {
+            for (_, path) in pending {
+                self.file
+                    .set_aside(path, "was not replayed: two replays of it did not finish");
+            }
+            let _ = std::fs::remove_file(&marker);
+            return false;
+        }
+        if let Err(e) = std::fs::write(&marker, format!("{}\n", attempts + 1)) {
+            log::warn!(
+                "state file {}: cannot write {}: {e}",
+                self.file.path().display(),
+                marker.display()
+            );
+        }
+        true
+    }
+
     /// Replays the journal files after the snapshot, in order; sets aside
     /// those that cannot be replayed.
     fn replay_journals(&mut self, pipeline: &mut Pipeline) -> Replayed {
         let p = self.file.path().display().to_string();
         let covered = self.identity.journal;
-        let mut pending = Vec::new();
-        for (seq, path) in journal_files::list(&self.file) {
-            if seq <= covered {
-                if let Err(e) = std::fs::remove_file(&path) {
-                    log::warn!("state file {p}: cannot delete {}: {e}", path.display());
-                }
-            } else {
-                pending.push((seq, path));
-            }
-        }
+        let pending = self.pending_journals();
         let mut replayed = Replayed {
             entries: 0,
             files: Vec::new(),
@@ -271,22 +308,9 @@ impl Held {
         if pending.is_empty() {
             return replayed;
         }
-        let marker = self.file.neighbour(".replaying");
-        let attempts: u32 = std::fs::read_to_string(&marker)
-            .ok()
-            .and_then(|t| t.trim().parse().ok())
-            .unwrap_or(0);
-        if attempts >= 2 {
-            for (_, path) in &pending {
-                self.file
-                    .set_aside(path, "was not replayed: two replays of it did not finish");
-            }
-            let _ = std::fs::remove_file(&marker);
+        if !self.claim_replay(&pending) {
             replayed.whole = false;
             return replayed;
-        }
-        if let Err(e) = std::fs::write(&marker, format!("{}\n", attempts + 1)) {
-            log::warn!("state file {p}: cannot write {}: {e}", marker.display());
         }
         let mut expected = covered + 1;
         for (seq, path) in pending {
