@@ -464,6 +464,15 @@ pub struct Restored {
     pub identity: Identity,
 }
 
+/// A period in ns as `--period` is written (`5s`); a negative one, which
+/// only a crafted file holds, as its number.
+fn go_duration(ns: i64) -> String {
+    u64::try_from(ns).map_or_else(
+        |_| format!("{ns}ns"),
+        |n| crate::duration::Duration::from_nanos(n).to_string(),
+    )
+}
+
 /// Turns a snapshot back into engine state under `settings`, checking that
 /// it was written under the same meaning and is consistent. `now` is the
 /// wall clock, ns, when live: no time in the state may lie more than
@@ -476,9 +485,9 @@ pub fn restore(
     let o = &snapshot.options;
     let expected = [
         (
-            "--period (ns)",
-            settings.period.to_string(),
-            o.period_ns.to_string(),
+            "--period",
+            go_duration(settings.period),
+            go_duration(o.period_ns),
         ),
         (
             "--precision",
@@ -498,7 +507,14 @@ pub fn restore(
     ];
     for (flag, now, then) in expected {
         if now != then {
-            return Err(format!("written with {flag} {then}, not {now}"));
+            // Say what the operator loses by the refusal: the open
+            // windows' rows (the caches fill again as points come).
+            let lost = match snapshot.windows.len() {
+                0 => "it holds no open window".to_string(),
+                1 => "its 1 open window is not restored".to_string(),
+                n => format!("its {n} open windows are not restored"),
+            };
+            return Err(format!("written with {flag} {then}, not {now}: {lost}"));
         }
     }
     let period = settings.period;
