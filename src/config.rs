@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::duration::Duration;
 
@@ -108,8 +108,153 @@ impl std::str::FromStr for ByteSize {
     }
 }
 
-/// The options, as parsed.
-#[derive(Debug, Clone, Parser)]
+/// The options, as the program uses them: those of every mode
+/// ([`Reading`]) and those of the processor ([`Processing`]), in one place.
+/// Each field is documented on the argument group that defines it.
+#[derive(Debug, Clone)]
+#[allow(missing_docs)]
+pub struct Options {
+    /// What to do; without a subcommand, run as the processor.
+    pub command: Option<Command>,
+    pub config: Option<PathBuf>,
+    pub period: Duration,
+    pub grace: Duration,
+    pub precision: Precision,
+    pub max_line_size: ByteSize,
+    pub cache_ttl: Option<Duration>,
+    pub max_series: usize,
+    pub log_level: LogLevel,
+    pub network_measurement: String,
+    pub service_measurement: String,
+    pub output_measurement: String,
+    pub drop_original: bool,
+    pub replay: bool,
+    pub idle: Duration,
+    pub max_future: Duration,
+    pub stats_interval: Option<Duration>,
+    pub stats_measurement: String,
+    pub state_file: Option<PathBuf>,
+    pub state_interval: Duration,
+    pub journal: bool,
+    pub journal_max: ByteSize,
+    pub age_fields: bool,
+}
+
+/// The options that decide how a recording is read, windowed and joined:
+/// the processor's, `flush`'s and `analyze`'s.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Reading {
+    /// TOML file with any of these options by long name; flags override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Window length: windows are [k·period, (k+1)·period) on the epoch.
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
+    pub period: Duration,
+
+    /// How far behind the newest point a window closes (the watermark lag).
+    #[arg(long, value_name = "DURATION", default_value = "15s")]
+    pub grace: Duration,
+
+    /// Unit of input timestamps; rows are written in the same unit.
+    #[arg(long, value_enum, default_value = "ns")]
+    pub precision: Precision,
+
+    /// Longest record accepted; a longer one is reported and skipped.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB")]
+    pub max_line_size: ByteSize,
+
+    /// Expire a cached reverse path or service this long after the window it came from.
+    #[arg(long, value_name = "DURATION")]
+    pub cache_ttl: Option<Duration>,
+
+    /// Cap on state held: (series, open window) pairs plus cache entries; 0 = no cap.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_series: usize,
+
+    /// Least severe messages written to stderr.
+    #[arg(long, value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Measurement holding per-path network delays.
+    #[arg(long, value_name = "NAME", default_value = "network_delays")]
+    pub network_measurement: String,
+
+    /// Measurement holding per-instance service delays.
+    #[arg(long, value_name = "NAME", default_value = "service_delays")]
+    pub service_measurement: String,
+
+    /// Measurement of the rows written.
+    #[arg(long, value_name = "NAME", default_value = "e2e_delays")]
+    pub output_measurement: String,
+}
+
+/// The options of the processor alone (and of `flush`, which accepts the
+/// processor's command line): live input, output and the state file.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Processing {
+    /// Do not pass network and service delay lines through.
+    #[arg(long)]
+    pub drop_original: bool,
+
+    /// Replay a recording: no wall clock (implied when stdin is a regular file).
+    #[arg(long)]
+    pub replay: bool,
+
+    /// Live: after this long without an accepted point, advance the watermark by wall time.
+    #[arg(long, value_name = "DURATION", default_value = "1s")]
+    pub idle: Duration,
+
+    /// Live: skip points stamped more than this ahead of the wall clock.
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub max_future: Duration,
+
+    /// Write self-metrics every DURATION (in a replay: once, at the end).
+    #[arg(long, value_name = "DURATION")]
+    pub stats_interval: Option<Duration>,
+
+    /// Measurement of the self-metrics.
+    #[arg(long, value_name = "NAME", default_value = "e2e_aggregator")]
+    pub stats_measurement: String,
+
+    /// Keep open windows and caches in FILE across restarts (saved at every stop).
+    #[arg(long, value_name = "FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// Live, also save the state file this often; 0 = only at stop.
+    #[arg(long, value_name = "DURATION", default_value = "60s")]
+    pub state_interval: Duration,
+
+    /// With --state-file: journal every change between saves, so that a crash loses nothing applied.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub journal: bool,
+
+    /// With --state-file: also save once the journal grows past this.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB")]
+    pub journal_max: ByteSize,
+
+    /// Add reverse_age and service_age (seconds) to every row.
+    #[arg(long)]
+    pub age_fields: bool,
+}
+
+/// The processor's options that change nothing for `flush`: it reads no
+/// input, is never live and journals nothing. Listed under their own
+/// heading in `flush --help`.
+const NOT_FOR_FLUSH: [&str; 7] = [
+    "drop_original",
+    "replay",
+    "idle",
+    "max_future",
+    "state_interval",
+    "journal",
+    "journal_max",
+];
+
+/// The command line: the processor's options, or a subcommand followed by
+/// its own. An option before a subcommand is an error, so that every
+/// option on a line is the one mode's.
+#[derive(Debug, Parser)]
 #[command(
     name = "e2e-aggregator",
     version,
@@ -119,129 +264,155 @@ impl std::str::FromStr for ByteSize {
                   forward path, reverse path and the service behind the target, and writes one \
                   e2e_delays row per path and window on stdout.",
     after_help = AFTER_HELP,
-    args_override_self = true
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
 )]
-pub struct Options {
-    /// What to do; without a subcommand, run as the processor.
+struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
-
-    /// TOML file with any of these options by long name; flags override it.
-    #[arg(long, global = true, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-
-    /// Window length: windows are [k·period, (k+1)·period) on the epoch.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "5s")]
-    pub period: Duration,
-
-    /// How far behind the newest point a window closes (the watermark lag).
-    #[arg(long, global = true, value_name = "DURATION", default_value = "15s")]
-    pub grace: Duration,
-
-    /// Unit of input timestamps; rows are written in the same unit.
-    #[arg(long, global = true, value_enum, default_value = "ns")]
-    pub precision: Precision,
-
-    /// Do not pass network and service delay lines through.
-    #[arg(long, global = true)]
-    pub drop_original: bool,
-
-    /// Replay a recording: no wall clock (implied when stdin is a regular file).
-    #[arg(long, global = true)]
-    pub replay: bool,
-
-    /// Live: after this long without an accepted point, advance the watermark by wall time.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "1s")]
-    pub idle: Duration,
-
-    /// Live: skip points stamped more than this ahead of the wall clock.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "1h")]
-    pub max_future: Duration,
-
-    /// Longest record accepted; a longer one is reported and skipped.
-    #[arg(long, global = true, value_name = "BYTES", default_value = "4MiB")]
-    pub max_line_size: ByteSize,
-
-    /// Expire a cached reverse path or service this long after the window it came from.
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub cache_ttl: Option<Duration>,
-
-    /// Cap on state held: (series, open window) pairs plus cache entries; 0 = no cap.
-    #[arg(long, global = true, value_name = "N", default_value_t = 100_000)]
-    pub max_series: usize,
-
-    /// Write self-metrics every DURATION (in a replay: once, at the end).
-    #[arg(long, global = true, value_name = "DURATION")]
-    pub stats_interval: Option<Duration>,
-
-    /// Least severe messages written to stderr.
-    #[arg(long, global = true, value_enum, default_value = "info")]
-    pub log_level: LogLevel,
-
-    /// Measurement holding per-path network delays.
-    #[arg(
-        long,
-        global = true,
-        value_name = "NAME",
-        default_value = "network_delays"
-    )]
-    pub network_measurement: String,
-
-    /// Measurement holding per-instance service delays.
-    #[arg(
-        long,
-        global = true,
-        value_name = "NAME",
-        default_value = "service_delays"
-    )]
-    pub service_measurement: String,
-
-    /// Measurement of the rows written.
-    #[arg(long, global = true, value_name = "NAME", default_value = "e2e_delays")]
-    pub output_measurement: String,
-
-    /// Measurement of the self-metrics.
-    #[arg(
-        long,
-        global = true,
-        value_name = "NAME",
-        default_value = "e2e_aggregator"
-    )]
-    pub stats_measurement: String,
-
-    /// Keep open windows and caches in FILE across restarts (saved at every stop).
-    #[arg(long, global = true, value_name = "FILE")]
-    pub state_file: Option<PathBuf>,
-
-    /// Live, also save the state file this often; 0 = only at stop.
-    #[arg(long, global = true, value_name = "DURATION", default_value = "60s")]
-    pub state_interval: Duration,
-
-    /// With --state-file: journal every change between saves, so that a crash loses nothing applied.
-    #[arg(long, global = true, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
-    pub journal: bool,
-
-    /// With --state-file: also save once the journal grows past this.
-    #[arg(long, global = true, value_name = "BYTES", default_value = "64MiB")]
-    pub journal_max: ByteSize,
-
-    /// Add reverse_age and service_age (seconds) to every row.
-    #[arg(long, global = true)]
-    pub age_fields: bool,
+    command: Option<Sub>,
+    #[command(flatten)]
+    reading: Reading,
+    #[command(flatten)]
+    processing: Processing,
 }
 
-/// The subcommands.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
+#[derive(Debug, clap::Subcommand)]
+enum Sub {
     /// Restore --state-file, close every open window, write the rows, save the emptied state.
-    Flush,
+    #[command(
+        args_override_self = true,
+        after_help = "It accepts every option of the processor, so that one command line serves \
+                      a piece and its flush; those under \"Accepted, no effect on flush\" change \
+                      nothing here. --period, --precision and the measurement names must be those \
+                      the state was saved with."
+    )]
+    Flush {
+        #[command(flatten)]
+        reading: Reading,
+        #[command(flatten)]
+        processing: Processing,
+    },
     /// Read a recording as a replay would and report disorder, the grace it needs and why rows are missing.
+    #[command(
+        args_override_self = true,
+        after_help = "Only the options that change the report are accepted. A --config file \
+                      shared with the processor may name the others: analyze ignores them there."
+    )]
     Analyze {
         /// The recording; stdin when absent.
         #[arg(value_name = "FILE")]
         file: Option<PathBuf>,
         /// Report format.
         #[arg(long, value_enum, default_value = "text")]
+        format: ReportFormat,
+        #[command(flatten)]
+        reading: Reading,
+    },
+}
+
+/// The heading of `flush --help` for the options in [`NOT_FOR_FLUSH`].
+const NOT_FOR_FLUSH_HEADING: &str = "Accepted, no effect on flush";
+
+/// The command line's grammar, with `flush --help`'s second heading.
+fn cli() -> clap::Command {
+    Cli::command().mut_subcommand("flush", |flush| {
+        NOT_FOR_FLUSH.iter().fold(flush, |c, id| {
+            c.mut_arg(*id, |a| a.help_heading(NOT_FOR_FLUSH_HEADING))
+        })
+    })
+}
+
+impl From<Cli> for Options {
+    fn from(cli: Cli) -> Options {
+        let (command, reading, processing) = match cli.command {
+            None => (None, cli.reading, cli.processing),
+            Some(Sub::Flush {
+                reading,
+                processing,
+            }) => (Some(Command::Flush), reading, processing),
+            Some(Sub::Analyze {
+                file,
+                format,
+                reading,
+            }) => (
+                Some(Command::Analyze { file, format }),
+                reading,
+                Processing::defaults(),
+            ),
+        };
+        let Reading {
+            config,
+            period,
+            grace,
+            precision,
+            max_line_size,
+            cache_ttl,
+            max_series,
+            log_level,
+            network_measurement,
+            service_measurement,
+            output_measurement,
+        } = reading;
+        let Processing {
+            drop_original,
+            replay,
+            idle,
+            max_future,
+            stats_interval,
+            stats_measurement,
+            state_file,
+            state_interval,
+            journal,
+            journal_max,
+            age_fields,
+        } = processing;
+        Options {
+            command,
+            config,
+            period,
+            grace,
+            precision,
+            max_line_size,
+            cache_ttl,
+            max_series,
+            log_level,
+            network_measurement,
+            service_measurement,
+            output_measurement,
+            drop_original,
+            replay,
+            idle,
+            max_future,
+            stats_interval,
+            stats_measurement,
+            state_file,
+            state_interval,
+            journal,
+            journal_max,
+            age_fields,
+        }
+    }
+}
+
+impl Processing {
+    /// The processor's options at their defaults (for `analyze`).
+    fn defaults() -> Processing {
+        let cmd = Processing::augment_args(clap::Command::new("defaults"));
+        let matches = cmd.get_matches_from(["defaults"]);
+        Processing::from_arg_matches(&matches).expect("the defaults parse")
+    }
+}
+
+/// The subcommands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Restore --state-file, close every open window, write the rows, save the emptied state.
+    Flush,
+    /// Report on a recording.
+    Analyze {
+        /// The recording; stdin when absent.
+        file: Option<PathBuf>,
+        /// Report format.
         format: ReportFormat,
     },
 }
@@ -273,21 +444,37 @@ impl Options {
         T: Into<std::ffi::OsString> + Clone,
     {
         let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
-        let cmd = Options::command();
-        let first = cmd
-            .clone()
-            .try_get_matches_from(&args)
-            .map_err(ConfigError::Clap)?;
-        let first = Options::from_arg_matches(&first).map_err(ConfigError::Clap)?;
-        let mut merged = args.clone();
-        if let Some(path) = &first.config {
-            let from_file = file_args(path, &cmd)?;
-            merged.splice(1.min(merged.len())..1.min(merged.len()), from_file);
-        }
-        let matches = cmd
-            .try_get_matches_from(&merged)
-            .map_err(ConfigError::Clap)?;
-        let options = Options::from_arg_matches(&matches).map_err(ConfigError::Clap)?;
+        let cmd = cli();
+        let parse = |args: &[std::ffi::OsString]| {
+            let matches = cmd
+                .clone()
+                .try_get_matches_from(args)
+                .map_err(ConfigError::Clap)?;
+            Cli::from_arg_matches(&matches)
+                .map(Options::from)
+                .map_err(ConfigError::Clap)
+        };
+        let first = parse(&args)?;
+        let options = match &first.config {
+            None => first,
+            Some(path) => {
+                // The file's entries go right after the subcommand, if any
+                // (it comes first: no option may precede it), so that the
+                // command line's follow and override them.
+                let (at, mode) = match first.command {
+                    None => (1, &cmd),
+                    Some(_) => {
+                        let name = args[1].to_string_lossy();
+                        (2, cmd.find_subcommand(name.as_ref()).expect("parsed"))
+                    }
+                };
+                let from_file = file_args(path, &cmd, mode)?;
+                let mut merged = args.clone();
+                let at = at.min(merged.len());
+                merged.splice(at..at, from_file);
+                parse(&merged)?
+            }
+        };
         options.check()?;
         Ok(options)
     }
@@ -327,13 +514,18 @@ impl Options {
     }
 }
 
-/// Turns a TOML file into `--flag=value` arguments, placed before the real
-/// ones so that those override it. Each entry is checked on its own first,
-/// so that a bad one is reported as the file's (`--config FILE: key
-/// "period" = 5: ...`), not as if it were a flag on the command line.
+/// Turns a TOML file into `--flag=value` arguments for `mode` (the
+/// processor's command or a subcommand of `all`), placed before the real
+/// ones so that those override it. A key must name an option of the
+/// processor; one that `mode` does not take is left out (a file shared
+/// with the processor may set `state_file`, which `analyze` ignores). Each
+/// entry is checked on its own first, so that a bad one is reported as the
+/// file's (`--config FILE: key "period" = 5: ...`), not as if it were a
+/// flag on the command line.
 fn file_args(
     path: &std::path::Path,
-    cmd: &clap::Command,
+    all: &clap::Command,
+    mode: &clap::Command,
 ) -> Result<Vec<std::ffi::OsString>, ConfigError> {
     let in_file = |m: String| ConfigError::Invalid(format!("--config {}: {m}", path.display()));
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -343,12 +535,18 @@ fn file_args(
     let mut out = Vec::new();
     for (key, value) in table {
         let flag = key.replace('_', "-");
-        let arg = cmd
-            .get_arguments()
-            .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config");
-        let Some(arg) = arg else {
-            return Err(in_file(format!("unknown option {key:?}")));
+        let named = |cmd: &clap::Command| {
+            cmd.get_arguments()
+                .find(|a| a.get_long() == Some(flag.as_str()) && flag != "config")
+                .cloned()
         };
+        if named(all).is_none() {
+            return Err(in_file(format!("unknown option {key:?}")));
+        }
+        let Some(arg) = named(mode) else {
+            continue;
+        };
+        let arg = &arg;
         let entry = format!("key {key:?} = {value}");
         let takes_value = arg.get_action().takes_values();
         let text = match value {
@@ -370,8 +568,8 @@ fn file_args(
             _ => return Err(in_file(format!("{entry}: expects a string or an integer"))),
         };
         let arg = format!("--{flag}={text}");
-        cmd.clone()
-            .try_get_matches_from(["e2e-aggregator", arg.as_str()])
+        mode.clone()
+            .try_get_matches_from([mode.get_name(), arg.as_str()])
             .map_err(|e| in_file(format!("{entry}: {}", clap_reason(&e))))?;
         out.push(arg.into());
     }
@@ -465,6 +663,86 @@ mod tests {
         }
         match load(&["--output-measurement", "#rows"]) {
             Err(ConfigError::Invalid(m)) => assert!(m.contains("not starting with '#'"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `analyze` takes only the options that change its report: another on
+    /// its command line is refused, named; in a `--config` file shared with
+    /// the processor it is ignored.
+    #[test]
+    fn analyze_refuses_the_processors_options_on_its_command_line() {
+        for flag in [
+            "--state-file=x",
+            "--drop-original",
+            "--idle=1s",
+            "--age-fields",
+            "--state-interval=1s",
+        ] {
+            match load(&["analyze", flag]) {
+                Err(ConfigError::Clap(e)) => {
+                    assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+                    let name = flag.split('=').next().unwrap();
+                    assert!(e.to_string().contains(&format!("'{name}'")), "{e}");
+                }
+                other => panic!("{flag}: {other:?}"),
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "state_file = \"/s\"\ndrop_original = true\nidle = \"3s\"\ngrace = \"2s\"\n",
+        )
+        .unwrap();
+        let o = load(&["analyze", "--config", path.to_str().unwrap(), "rec.lp"]).unwrap();
+        assert_eq!(
+            o.command,
+            Some(Command::Analyze {
+                file: Some("rec.lp".into()),
+                format: ReportFormat::Text
+            })
+        );
+        assert_eq!(o.grace.as_nanos(), 2_000_000_000);
+        assert_eq!(o.state_file, None);
+        assert!(!o.drop_original);
+        assert_eq!(o.idle.as_nanos(), 1_000_000_000);
+        // The processor and flush take the same file whole.
+        for mode in [&[][..], &["flush"]] {
+            let args = [mode, &["--config", path.to_str().unwrap()]].concat();
+            let o = load(&args).unwrap();
+            assert_eq!(o.state_file, Some("/s".into()), "{mode:?}");
+            assert!(o.drop_original);
+            assert_eq!(o.idle.as_nanos(), 3_000_000_000);
+        }
+        // A key no mode knows is still an error, also for analyze.
+        std::fs::write(&path, "state_fil = \"/s\"\n").unwrap();
+        match load(&["analyze", "--config", path.to_str().unwrap()]) {
+            Err(ConfigError::Invalid(m)) => {
+                assert!(m.ends_with("unknown option \"state_fil\""), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// `flush` accepts the processor's whole command line; an option
+    /// before a subcommand belongs to no mode and is refused.
+    #[test]
+    fn flush_takes_the_processors_options_and_none_precede_a_subcommand() {
+        let o = load(&[
+            "flush",
+            "--state-file",
+            "/s",
+            "--idle",
+            "2s",
+            "--drop-original",
+        ])
+        .unwrap();
+        assert_eq!(o.command, Some(Command::Flush));
+        assert_eq!(o.state_file, Some("/s".into()));
+        assert!(o.drop_original);
+        match load(&["--state-file", "/s", "flush"]) {
+            Err(ConfigError::Clap(e)) => assert!(e.to_string().contains("'flush'"), "{e}"),
             other => panic!("{other:?}"),
         }
     }

@@ -121,6 +121,16 @@ impl RateLimit {
         }
     }
 
+    /// [`RateLimit::allow`] for a message at `level`: a level that is not
+    /// shown is neither logged nor counted as suppressed, so the count
+    /// announced at the end is of messages the reader would have seen.
+    pub fn allow_at(&mut self, level: log::Level, now: Instant) -> Option<u64> {
+        if level > log::max_level() {
+            return None;
+        }
+        self.allow(now)
+    }
+
     /// Messages held back and not yet announced.
     pub fn pending(&self) -> u64 {
         self.suppressed
@@ -200,7 +210,7 @@ impl Warnings {
     /// An invalid record starting on `line`; `text` is what was skipped
     /// (at most 200 bytes of it are quoted).
     pub fn invalid(&mut self, line: u64, err: ParseError, text: &[u8], max_line: usize) {
-        let Some(n) = self.invalid.allow(Instant::now()) else {
+        let Some(n) = self.invalid.allow_at(log::Level::Warn, Instant::now()) else {
             return;
         };
         let shown = &text[..text.len().min(200)];
@@ -224,7 +234,7 @@ impl Warnings {
         if !self.once.first(&subject) {
             return;
         }
-        if let Some(n) = self.non_numeric.allow(Instant::now()) {
+        if let Some(n) = self.non_numeric.allow_at(log::Level::Warn, Instant::now()) {
             log::warn!(
                 "line {line}: field {} is not a number: ignored{}",
                 String::from_utf8_lossy(kind.fields()[slot]),
@@ -239,7 +249,7 @@ impl Warnings {
         if !self.once.first(&[b'm', kind as u8]) {
             return;
         }
-        let Some(n) = self.missing_tag.allow(Instant::now()) else {
+        let Some(n) = self.missing_tag.allow_at(log::Level::Warn, Instant::now()) else {
             return;
         };
         let names = kind
@@ -260,7 +270,7 @@ impl Warnings {
     /// A valid delay point not aggregated for `reason` (other than a
     /// missing tag or no number, which have their own warnings).
     pub fn skipped(&mut self, line: u64, reason: SkipReason) {
-        let Some(n) = self.skipped.allow(Instant::now()) else {
+        let Some(n) = self.skipped.allow_at(log::Level::Warn, Instant::now()) else {
             return;
         };
         let why = match reason {
@@ -278,7 +288,7 @@ impl Warnings {
 
     /// A late point (debug level).
     pub fn late(&mut self, line: u64) {
-        if let Some(n) = self.late.allow(Instant::now()) {
+        if let Some(n) = self.late.allow_at(log::Level::Debug, Instant::now()) {
             log::debug!(
                 "late point on line {line}: its window has closed{}",
                 suppressed_note(n)
@@ -292,7 +302,7 @@ impl Warnings {
         if !self.once.first(&subject) {
             return;
         }
-        if let Some(n) = self.unwritable.allow(Instant::now()) {
+        if let Some(n) = self.unwritable.allow_at(log::Level::Warn, Instant::now()) {
             log::warn!(
                 "row for {series} at {start} not written: {reason}{}",
                 suppressed_note(n)

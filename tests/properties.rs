@@ -12,10 +12,11 @@
 //!   feeds, every number and boolean form, odd whitespace, `\r\n`), come
 //!   out of the engine byte for byte, each ending in `\n`, however the input
 //!   is split into chunks;
-//! - order within grace does not change the rows: delay points fed in time
-//!   order and in an order where each point is within grace of the newest
-//!   seen give the same `e2e_delays` rows (tags and timestamps equal, values
-//!   equal to 1e-12 relative). Every case holds one complete join (forward
+//! - order within grace changes no row but for the last bits of float
+//!   means (an f64 sum depends on the order of its terms): delay points fed
+//!   in time order and in an order where each point is within grace of the
+//!   newest seen give the same `e2e_delays` rows (tags and timestamps
+//!   equal, values equal to 1e-12 relative). Every case holds one complete join (forward
 //!   path, reverse path, service), so there is always a row to compare.
 //!
 //! Case counts are kept moderate so that `cargo test` stays fast.

@@ -59,6 +59,16 @@ pub const GRACES: [i64; 8] = [
     60_000_000_000,
 ];
 
+/// The suggested grace for a smallest grace of `need` ns: 1.25 × `need`,
+/// at least `need` plus one `period`, rounded up to a whole second (see
+/// docs/analyze.md, "Suggested grace", for why). Exact, in i128.
+pub fn suggested_grace(need: i128, period: i64) -> i128 {
+    const SECOND: i128 = 1_000_000_000;
+    let need = need.max(0);
+    let margin = ((need * 5 + 3) / 4).max(need + i128::from(period));
+    (margin + SECOND - 1) / SECOND * SECOND
+}
+
 /// Series held in the running top list of max lateness.
 pub const WORST_TRACKED: usize = 64;
 /// Worst series printed.
@@ -150,6 +160,10 @@ pub struct Analysis {
     /// `max(M − end + unit)` over the points so far; the smallest grace is
     /// this, at least 0.
     need: i128,
+    /// The points whose `M − end + unit` is `need` (when above 0): exactly
+    /// those a replay with grace `need − unit` counts late, since a point
+    /// is late iff `grace ≤ M − end`.
+    at_need: u64,
     /// One simulated replay per grace.
     sims: Vec<Sim>,
     distinct: Distinct,
@@ -171,6 +185,7 @@ impl Analysis {
             lateness: Histogram::default(),
             worst: Worst::default(),
             need: 0,
+            at_need: 0,
             sims: graces.into_iter().map(Sim::new).collect(),
             distinct: Distinct::default(),
             coverage: Coverage::default(),
@@ -183,9 +198,12 @@ impl Observer for Analysis {
         let end = p.window.end(self.period);
         let behind = match self.newest {
             Some(m) => {
-                self.need = self
-                    .need
-                    .max(i128::from(m) - i128::from(end.0) + i128::from(self.unit));
+                let need = i128::from(m) - i128::from(end.0) + i128::from(self.unit);
+                if need > self.need {
+                    (self.need, self.at_need) = (need, 1);
+                } else if need == self.need && need > 0 {
+                    self.at_need += 1;
+                }
                 (i128::from(m) - i128::from(p.ts)).clamp(0, i128::from(u64::MAX)) as u64
             }
             None => 0,
@@ -421,6 +439,33 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The margin rule of docs/analyze.md, on the cases it names.
+    #[test]
+    fn the_suggested_grace_follows_the_margin_rule() {
+        const S: i128 = 1_000_000_000;
+        for (need, period, want) in [
+            // In order: one period.
+            (0, 5 * S, 5 * S),
+            // The shipped recording: 442.480688ms + 5s → 6s.
+            (442_480_688, 5 * S, 6 * S),
+            // Telegraf's default 10s flush under the default 5s period:
+            // the default grace.
+            (10 * S, 5 * S, 15 * S),
+            // 1.25 × once it exceeds a period.
+            (40 * S, 5 * S, 50 * S),
+            (40 * S + 1, 5 * S, 51 * S),
+            (S / 2, S / 2, S),
+            // Negative needs (every point ahead of its window) are 0.
+            (-7, 5 * S, 5 * S),
+        ] {
+            assert_eq!(
+                suggested_grace(need, period as i64),
+                want,
+                "{need} {period}"
+            );
+        }
+    }
 
     #[test]
     fn a_sim_closes_as_the_engine_does() {

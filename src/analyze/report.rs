@@ -1,7 +1,9 @@
 //! The report of `analyze`: figures drawn from the engine's counters and
 //! the [`Analysis`], printed aligned for a terminal or as one JSON object
-//! whose keys are documented in README.md ("Choosing grace and period")
-//! and kept stable for scripts.
+//! whose keys are documented in docs/analyze.md and kept stable for
+//! scripts. Integers in the JSON never exceed int64 (what JSON readers
+//! such as Go's and jq's hold exactly): a larger figure is saturated to
+//! `i64::MAX` and its key listed in `saturated`.
 
 use std::fmt::Write as _;
 
@@ -44,6 +46,10 @@ pub struct Report {
     pub smallest_grace_ns: u64,
     /// The same as Go duration text.
     pub smallest_grace: String,
+    /// The grace to use: the smallest with a margin, in ns.
+    pub suggested_grace_ns: u64,
+    /// The same as Go duration text, ready for `--grace`.
+    pub suggested_grace: String,
     /// Forward (series, window) pairs by outcome.
     #[serde(serialize_with = "ordered")]
     pub coverage: Vec<(String, u64)>,
@@ -51,6 +57,27 @@ pub struct Report {
     pub missing_rows: Vec<Missing>,
     /// Figures that reached a memory bound and are approximate.
     pub bounds_reached: Vec<&'static str>,
+    /// Keys whose true value exceeds int64 and that hold `i64::MAX`.
+    pub saturated: Vec<String>,
+}
+
+/// Integers for the JSON: a value above int64 becomes `i64::MAX`, and its
+/// key is noted.
+#[derive(Default)]
+struct Saturate(Vec<String>);
+
+impl Saturate {
+    fn ns(&mut self, key: &str, value: impl Into<i128>) -> u64 {
+        let value = value.into();
+        if value > i128::from(i64::MAX) {
+            if !self.0.iter().any(|k| k == key) {
+                self.0.push(key.to_string());
+            }
+            i64::MAX as u64
+        } else {
+            value.max(0) as u64
+        }
+    }
 }
 
 /// The options that shape the figures, as given.
@@ -167,19 +194,37 @@ impl Report {
     pub fn new(source: &str, options: &Options, engine: &Engine<Analysis>) -> Report {
         let a = engine.observer();
         let c = engine.counters();
+        let mut sat = Saturate::default();
         let grace = options.grace.as_nanos_i64();
-        let late_by_grace = a
+        let need = a.need.max(0);
+        let suggested = super::suggested_grace(need, options.period.as_nanos_i64());
+        let unit = options.precision.nanos();
+        // The listed graces, then the rows around the smallest and the
+        // suggestion: one unit below the smallest counts exactly the
+        // points that set it; the smallest and above count none.
+        let mut late_by_grace: Vec<(i128, u64)> = a
             .sims
             .iter()
             .map(|s| {
                 // The given grace is the engine's own count (they agree
-                // unless --max-series skipped points; see README).
+                // unless --max-series skipped points; see docs/analyze.md).
                 let late = if s.grace == grace { c.late } else { s.late };
-                (go(s.grace as u64), late)
+                (i128::from(s.grace), late)
             })
             .collect();
+        if need > 0 {
+            late_by_grace.push((need - i128::from(unit), a.at_need));
+        }
+        late_by_grace.extend([(need, 0), (suggested, 0)]);
+        late_by_grace.retain(|(g, _)| *g <= i128::from(i64::MAX));
+        late_by_grace.sort_by_key(|(g, _)| *g);
+        late_by_grace.dedup_by_key(|(g, _)| *g);
+        let late_by_grace = late_by_grace
+            .into_iter()
+            .map(|(g, n)| (go(g as u64), n))
+            .collect();
         let span = match (a.oldest, a.newest) {
-            (Some(o), Some(n)) => (i128::from(n) - i128::from(o)) as u64,
+            (Some(o), Some(n)) => sat.ns("event_time.span_ns", i128::from(n) - i128::from(o)),
             _ => 0,
         };
         let points = a.lateness.len();
@@ -189,11 +234,20 @@ impl Report {
             .into_iter()
             .map(|(max, kind, key)| Worst {
                 series: describe(options, kind, key),
-                max_lateness_ns: max,
-                max_lateness: go(max),
+                max_lateness_ns: sat.ns("worst_series.max_lateness_ns", max),
+                max_lateness: at_least(max.into()),
             })
             .collect();
-        let smallest = u64::try_from(a.need.max(0)).unwrap_or(u64::MAX);
+        let smallest = sat.ns("smallest_grace_ns", need);
+        let suggested_ns = sat.ns("suggested_grace_ns", suggested);
+        let mut lateness = |key: &str, v: u64| sat.ns(&format!("lateness_ns.{key}"), v);
+        let lateness_ns = Lateness {
+            p50: lateness("p50", quantile(&a.lateness, 0.5)),
+            p90: lateness("p90", quantile(&a.lateness, 0.9)),
+            p99: lateness("p99", quantile(&a.lateness, 0.99)),
+            p999: lateness("p999", quantile(&a.lateness, 0.999)),
+            max: lateness("max", a.lateness.max()),
+        };
         let mut coverage = vec![
             ("pairs".to_string(), a.coverage.pairs),
             ("rows".into(), a.coverage.rows),
@@ -258,19 +312,32 @@ impl Report {
             rows_written: c.rows_written,
             late: c.late,
             late_by_grace,
-            lateness_ns: Lateness {
-                p50: quantile(&a.lateness, 0.5),
-                p90: quantile(&a.lateness, 0.9),
-                p99: quantile(&a.lateness, 0.99),
-                p999: quantile(&a.lateness, 0.999),
-                max: a.lateness.max(),
-            },
+            lateness_ns,
             worst_series: worst,
             smallest_grace_ns: smallest,
-            smallest_grace: go(smallest),
+            smallest_grace: at_least(need),
+            suggested_grace_ns: suggested_ns,
+            // Past the largest Go duration the suggestion is that duration
+            // (less margin than the rule, still a grace to use), unless
+            // even the smallest lies beyond it.
+            suggested_grace: if need > i128::from(i64::MAX) {
+                at_least(need)
+            } else {
+                go(suggested_ns)
+            },
             coverage,
             missing_rows,
             bounds_reached,
+            saturated: sat.0,
+        }
+    }
+
+    /// Go text of the figure under `key`, `at least` when it was saturated.
+    fn duration(&self, key: &str, ns: u64) -> String {
+        if self.saturated.iter().any(|k| k == key) {
+            at_least(i128::MAX)
+        } else {
+            go(ns)
         }
     }
 
@@ -313,7 +380,7 @@ impl Report {
             (Some(first), Some(last)) => {
                 t.pair("first", &time(first));
                 t.pair("last", &time(last));
-                t.pair("span", &go(e.span_ns));
+                t.pair("span", &self.duration("event_time.span_ns", e.span_ns));
             }
             _ => t.pair("span", "no delay point"),
         }
@@ -344,7 +411,8 @@ impl Report {
             ("p99.9", q.p999),
             ("max", q.max),
         ] {
-            t.pair(name, &go(v));
+            let key = format!("lateness_ns.{}", name.replace('.', ""));
+            t.pair(name, &self.duration(&key, v));
         }
         if !self.worst_series.is_empty() {
             t.line("  worst series (max lateness):".into());
@@ -361,6 +429,7 @@ impl Report {
 
         t.head("Grace");
         t.pair("smallest grace with no late point", &self.smallest_grace);
+        t.pair("suggested grace", &self.suggested_grace);
         t.line("  late points by grace:".into());
         let width = self
             .late_by_grace
@@ -375,8 +444,25 @@ impl Report {
             .collect();
         let cw = counts.iter().map(String::len).max().unwrap_or(0);
         for ((g, _), n) in self.late_by_grace.iter().zip(&counts) {
-            let given = if *g == o.grace { "  (given)" } else { "" };
-            t.line(format!("    {g:>width$}  {n:>cw$}{given}"));
+            let marks: Vec<&str> = [
+                (&self.smallest_grace, "smallest"),
+                (&self.suggested_grace, "suggested"),
+                (&o.grace, "given"),
+            ]
+            .into_iter()
+            .filter(|(v, _)| *v == g)
+            .map(|(_, mark)| mark)
+            .collect();
+            let marks = if marks.is_empty() {
+                String::new()
+            } else {
+                format!("  ({})", marks.join(", "))
+            };
+            t.line(
+                format!("    {g:>width$}  {n:>cw$}{marks}")
+                    .trim_end()
+                    .into(),
+            );
         }
 
         t.head("Join coverage: forward (series, window) pairs");
@@ -416,7 +502,7 @@ impl Report {
         }
         for bound in &self.bounds_reached {
             t.line(format!(
-                "note: {bound} reached its memory bound (see README, \"Choosing grace and period\"); \
+                "note: {bound} reached its memory bound (see docs/analyze.md, \"Memory\"); \
                  those figures are lower bounds"
             ));
         }
@@ -535,6 +621,16 @@ fn lossy(b: &[u8]) -> String {
 /// Go's `time.Duration.String()` of `ns`.
 fn go(ns: u64) -> String {
     Duration::from_nanos(ns.min(i64::MAX as u64)).to_string()
+}
+
+/// Go text of a figure that may exceed the largest Go duration: then
+/// `at least` that duration, which is true.
+fn at_least(ns: i128) -> String {
+    if ns > i128::from(i64::MAX) {
+        format!("at least {}", go(i64::MAX as u64))
+    } else {
+        go(ns.max(0) as u64)
+    }
 }
 
 /// An instant as RFC 3339 in UTC.

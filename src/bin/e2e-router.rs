@@ -132,8 +132,17 @@ enum Strategy {
     Roundrobin,
 }
 
+/// Exit status 2 for a bad argument (as clap's own errors and
+/// e2e-aggregator), 1 when the work fails.
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.other_instance >= args.instances {
+        eprintln!(
+            "e2e-router: --other-instance {} is not below --instances {}",
+            args.other_instance, args.instances
+        );
+        return ExitCode::from(2);
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -144,12 +153,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    if args.other_instance >= args.instances {
-        return Err(format!(
-            "--other-instance {} is not below --instances {}",
-            args.other_instance, args.instances
-        ));
-    }
     let input = read_input(&args.input)?;
     let owners = assign(args.strategy, args.partitions, args.instances);
     let router = Router::new(args);

@@ -173,6 +173,12 @@ impl StateFile {
                     dir.display()
                 ))
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(format!(
+                    "state file {p}: directory {} does not exist",
+                    dir.display()
+                ))
+            }
             Err(e) => return Err(format!("state file {p}: directory {}: {e}", dir.display())),
         }
         let file = StateFile {

@@ -201,7 +201,7 @@ pub fn restore(
     settings: &Arc<Settings>,
     now: Option<i64>,
 ) -> Result<Restored, String> {
-    check_meaning(&snapshot.options, settings)?;
+    check_meaning(&snapshot, settings)?;
     let period = settings.period;
     let aligned = |t: i64| t.rem_euclid(period) == 0;
     if let Some(c) = snapshot.closed_until.filter(|&c| !aligned(c)) {
@@ -231,12 +231,13 @@ pub fn restore(
 }
 
 /// The options the state was written under, which must be this process's.
-fn check_meaning(o: &Meaning, settings: &Settings) -> Result<(), String> {
+fn check_meaning(snapshot: &Snapshot, settings: &Settings) -> Result<(), String> {
+    let o = &snapshot.options;
     let expected = [
         (
-            "--period (ns)",
-            settings.period.to_string(),
-            o.period_ns.to_string(),
+            "--period",
+            go_duration(settings.period),
+            go_duration(o.period_ns),
         ),
         (
             "--precision",
@@ -256,10 +257,26 @@ fn check_meaning(o: &Meaning, settings: &Settings) -> Result<(), String> {
     ];
     for (flag, now, then) in expected {
         if now != then {
-            return Err(format!("written with {flag} {then}, not {now}"));
+            // Say what the operator loses by the refusal: the open
+            // windows' rows (the caches fill again as points come).
+            let lost = match snapshot.windows.len() {
+                0 => "it holds no open window".to_string(),
+                1 => "its 1 open window is not restored".to_string(),
+                n => format!("its {n} open windows are not restored"),
+            };
+            return Err(format!("written with {flag} {then}, not {now}: {lost}"));
         }
     }
     Ok(())
+}
+
+/// A period in ns as `--period` is written (`5s`); a negative one, which
+/// only a crafted file holds, as its number.
+fn go_duration(ns: i64) -> String {
+    u64::try_from(ns).map_or_else(
+        |_| format!("{ns}ns"),
+        |n| crate::duration::Duration::from_nanos(n).to_string(),
+    )
 }
 
 /// The open windows, checked against the period, the frontier and
