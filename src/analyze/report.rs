@@ -51,8 +51,7 @@ pub struct Report {
     /// The same as Go duration text, ready for `--grace`.
     pub suggested_grace: String,
     /// Forward (series, window) pairs by outcome.
-    #[serde(serialize_with = "ordered")]
-    pub coverage: Vec<(String, u64)>,
+    pub coverage: Coverage,
     /// The forward series with the most windows without a row.
     pub missing_rows: Vec<Missing>,
     /// Figures that reached a memory bound and are approximate.
@@ -113,8 +112,7 @@ pub struct Lines {
     /// Delay points skipped.
     pub skipped: u64,
     /// Skipped, by reason (`missing_tag`, …).
-    #[serde(serialize_with = "ordered")]
-    pub skipped_by_reason: Vec<(String, u64)>,
+    pub skipped_by_reason: Skipped,
 }
 
 /// Span and rate of event time.
@@ -185,8 +183,67 @@ pub struct Missing {
     /// Windows in which it had points and no row.
     pub windows: u64,
     /// Those windows by reason (only reasons that occurred).
-    #[serde(serialize_with = "ordered")]
-    pub reasons: Vec<(String, u64)>,
+    #[serde(serialize_with = "occurred")]
+    pub reasons: ByReason,
+}
+
+/// The join's coverage: forward (series, window) pairs, those with a row,
+/// and those without by reason.
+#[derive(Debug, Serialize)]
+pub struct Coverage {
+    /// Forward (series, window) pairs.
+    pub pairs: u64,
+    /// Those with a row.
+    pub rows: u64,
+    /// Those without, by reason (every reason, in precedence order).
+    #[serde(flatten)]
+    pub without: ByReason,
+}
+
+/// Counts per reason a pair has no row, in [`NoRow::index`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByReason(pub [u64; NoRow::KINDS]);
+
+impl ByReason {
+    /// Every reason's name (`no_service`, …) and count, in order.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.0.iter().enumerate().map(|(i, n)| (NoRow::name(i), *n))
+    }
+
+    /// The reasons that occurred.
+    pub fn occurred(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.all().filter(|(_, n)| *n > 0)
+    }
+}
+
+impl Serialize for ByReason {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.all())
+    }
+}
+
+/// `Missing::reasons`: only the reasons that occurred.
+fn occurred<S: Serializer>(r: &ByReason, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(r.occurred())
+}
+
+/// Skipped delay points per reason, in [`SkipReason::ALL`] order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Skipped(pub [u64; SkipReason::ALL.len()]);
+
+impl Skipped {
+    /// Every reason's name (`missing_tag`, …) and count, in order.
+    pub fn all(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        SkipReason::ALL
+            .iter()
+            .map(|r| (r.name(), self.0[*r as usize]))
+    }
+}
+
+impl Serialize for Skipped {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.all())
+    }
 }
 
 impl Report {
@@ -198,27 +255,7 @@ impl Report {
         let need = a.need.max(0);
         let suggested = super::suggested_grace(need, options.period.as_nanos_i64());
         let unit = options.precision.nanos();
-        // The listed graces, then the rows around the smallest and the
-        // suggestion: one unit below the smallest counts exactly the
-        // points that set it; the smallest and above count none.
-        let mut late_by_grace: Vec<(i128, u64)> = a
-            .sims
-            .iter()
-            // Every count, the given grace's too, is the simulation's:
-            // the tests check each against a replay.
-            .map(|s| (i128::from(s.grace), s.late))
-            .collect();
-        if need > 0 {
-            late_by_grace.push((need - i128::from(unit), a.at_need));
-        }
-        late_by_grace.extend([(need, 0), (suggested, 0)]);
-        late_by_grace.retain(|(g, _)| *g <= i128::from(i64::MAX));
-        late_by_grace.sort_by_key(|(g, _)| *g);
-        late_by_grace.dedup_by_key(|(g, _)| *g);
-        let late_by_grace = late_by_grace
-            .into_iter()
-            .map(|(g, n)| (go(g as u64), n))
-            .collect();
+        let late_by_grace = late_by_grace(a, need, suggested, unit);
         let span = match (a.oldest, a.newest) {
             (Some(o), Some(n)) => sat.ns("event_time.span_ns", i128::from(n) - i128::from(o)),
             _ => 0,
@@ -244,17 +281,11 @@ impl Report {
             p999: lateness("p999", quantile(&a.lateness, 0.999)),
             max: lateness("max", a.lateness.max()),
         };
-        let mut coverage = vec![
-            ("pairs".to_string(), a.coverage.pairs),
-            ("rows".into(), a.coverage.rows),
-        ];
-        coverage.extend(
-            a.coverage
-                .reasons
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (NoRow::name(i).to_string(), *n)),
-        );
+        let coverage = Coverage {
+            pairs: a.coverage.pairs,
+            rows: a.coverage.rows,
+            without: ByReason(a.coverage.reasons),
+        };
         let missing_rows = a
             .coverage
             .top()
@@ -266,7 +297,7 @@ impl Report {
                     source: lossy(s.source),
                     target: lossy(s.target),
                     windows,
-                    reasons: reasons(counts),
+                    reasons: ByReason(*counts),
                 }
             })
             .collect();
@@ -345,6 +376,17 @@ impl Report {
     /// The report aligned for a terminal.
     pub fn text(&self) -> String {
         let mut t = Text::default();
+        self.text_heading(&mut t);
+        self.text_lines(&mut t);
+        self.text_event_time(&mut t);
+        self.text_disorder(&mut t);
+        self.text_grace(&mut t);
+        self.text_coverage(&mut t);
+        t.0
+    }
+
+    /// The recording and the options it was replayed with.
+    fn text_heading(&self, t: &mut Text) {
         let o = &self.options;
         t.line(format!("Recording {}", self.source));
         let ttl = o
@@ -356,7 +398,11 @@ impl Report {
             "  replayed with period {}, grace {}, precision {}{ttl}",
             o.period, o.grace, o.precision
         ));
+    }
 
+    /// What happened to each line.
+    fn text_lines(&self, t: &mut Text) {
+        let o = &self.options;
         t.head("Lines");
         let l = &self.lines;
         t.count("lines in", l.lines_in);
@@ -366,10 +412,13 @@ impl Report {
         t.count("delay points aggregated", l.aggregated);
         t.count(&format!("delay points late (grace {})", o.grace), l.late);
         t.count("delay points skipped", l.skipped);
-        for (reason, n) in l.skipped_by_reason.iter().filter(|(_, n)| *n > 0) {
-            t.count(&format!("  {}", reason.replace('_', " ")), *n);
+        for (reason, n) in l.skipped_by_reason.all().filter(|(_, n)| *n > 0) {
+            t.count(&format!("  {}", reason.replace('_', " ")), n);
         }
+    }
 
+    /// The span and rate of event time.
+    fn text_event_time(&self, t: &mut Text) {
         t.head("Event time");
         let e = &self.event_time;
         match (e.first_ns, e.last_ns) {
@@ -397,7 +446,10 @@ impl Report {
                 thousands(s.paths)
             ),
         );
+    }
 
+    /// How far points came behind the newest before them.
+    fn text_disorder(&self, t: &mut Text) {
         t.head("Disorder: lateness of a point behind the newest before it");
         let q = &self.lateness_ns;
         for (name, v) in [
@@ -422,7 +474,11 @@ impl Report {
                 t.line(format!("    {:>width$}  {}", w.max_lateness, w.series));
             }
         }
+    }
 
+    /// The smallest grace, the suggestion and the late points per grace.
+    fn text_grace(&self, t: &mut Text) {
+        let o = &self.options;
         t.head("Grace");
         t.pair("smallest grace with no late point", &self.smallest_grace);
         t.pair("suggested grace", &self.suggested_grace);
@@ -460,28 +516,25 @@ impl Report {
                     .into(),
             );
         }
+    }
 
+    /// The join's coverage, the series with most windows without a row, and the bounds reached.
+    fn text_coverage(&self, t: &mut Text) {
         t.head("Join coverage: forward (series, window) pairs");
-        let cov = |name: &str| {
-            self.coverage
-                .iter()
-                .find(|(k, _)| k == name)
-                .map_or(0, |(_, n)| *n)
-        };
-        let pairs = cov("pairs");
-        t.count("pairs", pairs);
-        t.count("rows written", cov("rows"));
-        t.count("without a row", pairs - cov("rows"));
-        for (name, n) in self.coverage.iter().skip(2).filter(|(_, n)| *n > 0) {
-            t.count(&format!("  {}", reason_text(name)), *n);
+        let cov = &self.coverage;
+        t.count("pairs", cov.pairs);
+        t.count("rows written", cov.rows);
+        t.count("without a row", cov.pairs - cov.rows);
+        for (name, n) in cov.without.occurred() {
+            t.count(&format!("  {}", reason_text(name)), n);
         }
         if !self.missing_rows.is_empty() {
             t.line("  forward series with the most windows without a row:".into());
             for m in &self.missing_rows {
                 let why: Vec<String> = m
                     .reasons
-                    .iter()
-                    .map(|(r, n)| format!("{} {}", reason_text(r), thousands(*n)))
+                    .occurred()
+                    .map(|(r, n)| format!("{} {}", reason_text(r), thousands(n)))
                     .collect();
                 let windows = match m.windows {
                     1 => "1 window".to_string(),
@@ -502,7 +555,6 @@ impl Report {
                  those figures are lower bounds"
             ));
         }
-        t.0
     }
 }
 
@@ -547,11 +599,29 @@ fn lines(c: &Counters) -> Lines {
         aggregated: c.aggregated,
         late: c.late,
         skipped: c.skipped_total(),
-        skipped_by_reason: SkipReason::ALL
-            .iter()
-            .map(|r| (r.name().to_string(), c.skipped[*r as usize]))
-            .collect(),
+        skipped_by_reason: Skipped(c.skipped),
     }
+}
+
+/// Late points per grace: the listed graces, then the rows around the
+/// smallest and the suggestion (one unit below the smallest counts exactly
+/// the points that set it; the smallest and above count none). Every
+/// count, the given grace's too, is the simulation's: the tests check each
+/// against a replay.
+fn late_by_grace(a: &Analysis, need: i128, suggested: i128, unit: i64) -> Vec<(String, u64)> {
+    let mut late: Vec<(i128, u64)> = a
+        .sims
+        .iter()
+        .map(|s| (i128::from(s.grace), s.late))
+        .collect();
+    if need > 0 {
+        late.push((need - i128::from(unit), a.at_need));
+    }
+    late.extend([(need, 0), (suggested, 0)]);
+    late.retain(|(g, _)| *g <= i128::from(i64::MAX));
+    late.sort_by_key(|(g, _)| *g);
+    late.dedup_by_key(|(g, _)| *g);
+    late.into_iter().map(|(g, n)| (go(g as u64), n)).collect()
 }
 
 /// A quantile as reported: the histogram's bucket bound rounded up to
@@ -566,16 +636,6 @@ fn quantile(h: &super::Histogram, q: f64) -> u64 {
     let scale = 10u128.pow(digits - 2);
     let up = u128::from(v).div_ceil(scale) * scale;
     u64::try_from(up).unwrap_or(u64::MAX).min(h.max())
-}
-
-/// The reasons that occurred, with their counts.
-fn reasons(counts: &[u64; NoRow::KINDS]) -> Vec<(String, u64)> {
-    counts
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(i, n)| (NoRow::name(i).to_string(), *n))
-        .collect()
 }
 
 /// A reason as the text report says it.
