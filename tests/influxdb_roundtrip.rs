@@ -11,12 +11,19 @@
 //! The same server then answers every query of the Grafana dashboard
 //! `telegraf/grafana/e2e_delays.json`, with the dashboard's variables,
 //! `$timeFilter` and `$__interval` substituted as Grafana substitutes them
-//! (multi-value and All as the regex `(a|b)`, values regex-escaped): each
-//! must return at least one series with the columns the panel expects, and
-//! the variables' `SHOW TAG VALUES` must list the recording's paths and
-//! SFRs. The program runs with `--stats-interval`, so the self-metrics
-//! panels have their line too. A second test checks that the dashboard is
-//! one Grafana imports (schema, data-source input, panel types).
+//! (chosen values as the regex `(a|b)`, values regex-escaped; All as the
+//! variables' custom all value `.*`; `$__interval` raised to the panel's
+//! minimum interval), for three selections: All everywhere, one path and
+//! one of its directions, two paths and their SFRs. For each, the
+//! variables' `SHOW TAG VALUES` run first, the SFR variables with the
+//! chosen paths substituted (they are chained to the path), and must list
+//! exactly the recording's paths, and the SFRs of the chosen paths; then
+//! every panel query must return at least one series with the columns the
+//! panel expects. The program runs with `--stats-interval`, so the
+//! self-metrics panels have their line too. A second test checks that the
+//! dashboard is one Grafana imports (schema, data-source input, panel
+//! types, `allValue` `.*` and chained queries on every variable, the
+//! default period as every panel's minimum interval).
 //!
 //! It needs `influxd` on PATH (Debian: `apt-get install influxdb`, 1.6.7).
 //! Without it the test fails, unless `E2E_SKIP_INFLUXDB=1` is set. The server
@@ -736,11 +743,25 @@ mod dashboard {
         env!("CARGO_MANIFEST_DIR"),
         "/telegraf/grafana/e2e_delays.json"
     );
-    /// What Grafana puts for `$__interval` (it derives it from the time range
-    /// and the panel width; any duration is valid).
-    const INTERVAL: &str = "10s";
-    /// The dashboard's variables, each a multi-value query variable with All.
+    /// Grafana's own `$__interval` for this test's time range, before a
+    /// panel's minimum interval applies: `calculateInterval` divides the
+    /// range (the recording's 6 minutes) by the panel's width in pixels
+    /// (about 1000 on a wide screen) and rounds with `roundInterval`:
+    /// 360 ms rounds to 500 ms. Below the period: without its minimum
+    /// interval a panel would group by less than one window.
+    const AUTO_INTERVAL_MS: u64 = 500;
+    /// Every panel's minimum interval (its `interval`, the lower limit of
+    /// `$__interval`): the program's default `--period`, which
+    /// `dashboard_is_importable` reads from `--help`.
+    const MIN_INTERVAL: &str = "5s";
+    /// The dashboard's variables, each a multi-value query variable with All,
+    /// in the order Grafana resolves them.
     const VARIABLES: [&str; 3] = ["path_ID", "source_SFR", "target_SFR"];
+    /// All as a regex that matches any value, not a list of every value.
+    const ALL_VALUE: &str = ".*";
+    /// The variable that narrows the others: `source_SFR` and `target_SFR`
+    /// list only the SFRs of the chosen paths.
+    const PARENT: &str = "path_ID";
     /// Panel types Grafana 10/11 ships; no `graph`, no `singlestat`.
     const PANEL_TYPES: [&str; 4] = ["row", "timeseries", "stat", "table"];
 
@@ -835,18 +856,33 @@ mod dashboard {
     }
 
     /// A variable's values as Grafana interpolates a multi-value variable
-    /// into a raw InfluxQL query (`interpolateQueryExpr` of the InfluxDB data
-    /// source): a list, also All without a custom all value, becomes
-    /// `(v1|v2|...)` with each value regex-escaped; a single value (a
-    /// repeated panel's own) is escaped unless it reads as a number.
+    /// into a raw InfluxQL query, a panel's or a variable's (the InfluxDB
+    /// data source's `interpolateQueryStr`): a list of chosen values, also
+    /// one, becomes `(v1|v2|...)` with each value regex-escaped; a single
+    /// value (a repeated panel's own) is escaped unless it reads as a
+    /// number. All with a custom all value is that value as it stands
+    /// (`TemplateSrv` skips formatting it); All without one is the list of
+    /// every value the variable's query returned.
     #[derive(Clone)]
     enum Selected {
         List(Vec<String>),
         One(String),
+        Raw(String),
+    }
+
+    impl Selected {
+        /// All, for a variable with this `allValue` and these options.
+        fn all(all_value: Option<&str>, options: &[String]) -> Selected {
+            match all_value {
+                Some(v) => Selected::Raw(v.to_owned()),
+                None => Selected::List(options.to_vec()),
+            }
+        }
     }
 
     fn interpolate(value: &Selected) -> String {
         match value {
+            Selected::Raw(v) => v.clone(),
             Selected::List(values) => {
                 let escaped: Vec<String> = values.iter().map(|v| regex_escape(v)).collect();
                 format!("({})", escaped.join("|"))
@@ -877,12 +913,45 @@ mod dashboard {
             || t.starts_with("Infinity")
     }
 
+    /// A duration as Grafana writes one (`500ms`, `5s`, `1m`, `1h`), in ms.
+    fn interval_ms(text: &str) -> Option<u64> {
+        let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit())?);
+        let scale = match unit {
+            "ms" => 1,
+            "s" => 1000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            _ => return None,
+        };
+        digits.parse::<u64>().ok().map(|n| n * scale)
+    }
+
+    /// `$__interval` as Grafana computes it for `panel`: its own interval,
+    /// raised to the panel's minimum interval; in Grafana's text (`5s`).
+    fn panel_interval(panel: &Value) -> String {
+        let floor = panel["interval"]
+            .as_str()
+            .and_then(interval_ms)
+            .unwrap_or(1);
+        let ms = AUTO_INTERVAL_MS.max(floor);
+        if ms.is_multiple_of(1000) {
+            format!("{}s", ms / 1000)
+        } else {
+            format!("{ms}ms")
+        }
+    }
+
     /// The query Grafana sends: variables, `$timeFilter` and `$__interval`
     /// substituted.
-    fn substitute(query: &str, vars: &[(&str, Selected)], time_filter: &str) -> String {
+    fn substitute(
+        query: &str,
+        vars: &[(&str, Selected)],
+        time_filter: &str,
+        interval: &str,
+    ) -> String {
         let mut q = query
             .replace("$timeFilter", time_filter)
-            .replace("$__interval", INTERVAL);
+            .replace("$__interval", interval);
         for (name, value) in vars {
             q = q.replace(&format!("${{{name}}}"), &interpolate(value));
             q = q.replace(&format!("${name}"), &interpolate(value));
@@ -890,10 +959,17 @@ mod dashboard {
         q
     }
 
-    /// Runs every query of the dashboard: the variables' own, then every
-    /// panel's with All selected everywhere and with a multi-value selection
-    /// of two paths and their SFRs. `output` is what was written; `rows`
-    /// the program's rows.
+    /// Runs every query of the dashboard against the server, with the
+    /// variables substituted as Grafana substitutes them, for three
+    /// selections: All everywhere (the custom all value `.*`); one path and
+    /// one direction of it (a single chosen value each); two paths and the
+    /// SFRs at their ends (several values each). For each selection the
+    /// variables' own queries run first, in order, each with the values
+    /// chosen for the variables before it (Grafana resolves a chained
+    /// variable after its parent): each must list exactly the values the
+    /// recording holds for the chosen paths. Then every panel's queries run
+    /// with those values and the panel's `$__interval`. `output` is what was
+    /// written; `rows` the program's rows.
     pub fn check_queries(
         server: &Influxd,
         http: &ureq::Agent,
@@ -906,129 +982,187 @@ mod dashboard {
         // Grafana's InfluxDB data source: `time >= <from>ms and time <= <to>ms`.
         let time_filter = format!("time >= {from}ms and time <= {to}ms");
 
-        // The variables list what the recording holds.
-        let tag = |i: usize| -> BTreeSet<String> {
-            rows.keys().map(|(tags, _)| tags[i].clone()).collect()
+        // What a variable must list when these paths are chosen (None: All):
+        // the values of its tag in the rows of those paths. The path
+        // variable itself is never narrowed.
+        let listed = |name: &str, paths: Option<&Vec<String>>| -> BTreeSet<String> {
+            let (i, paths) = match name {
+                "path_ID" => (1, None),
+                "source_SFR" => (3, paths),
+                _ => (4, paths),
+            };
+            rows.keys()
+                .filter(|(tags, _)| paths.is_none_or(|p| p.contains(&tags[1])))
+                .map(|(tags, _)| tags[i].clone())
+                .collect()
         };
-        let want = [
-            ("path_ID", tag(1)),
-            ("source_SFR", tag(3)),
-            ("target_SFR", tag(4)),
-        ];
-        assert_eq!(want[0].1.len(), 40, "paths in the recording");
-        assert_eq!(want[1].1.len(), 20, "source SFRs in the recording");
-        let mut options: Vec<(&str, Vec<String>)> = Vec::new();
-        for var in dash["templating"]["list"]
-            .as_array()
-            .expect("templating.list")
-        {
-            let name = var["name"].as_str().expect("variable name");
-            let query = var["query"].as_str().expect("variable query");
-            let values = match server.get_query(http, query) {
-                Ok(result) => tag_values(&result, name, &mut problems),
-                Err(e) => {
-                    problems.push(format!("variable {name}: {e}\n  {query}"));
-                    continue;
-                }
-            };
-            let expected = &want
-                .iter()
-                .find(|(n, _)| *n == name)
-                .expect("known variable")
-                .1;
-            if &values.iter().cloned().collect::<BTreeSet<_>>() != expected {
-                problems.push(format!(
-                    "variable {name}: {values:?}, the recording has {expected:?}"
-                ));
-            }
-            options.push((
-                VARIABLES.iter().find(|v| **v == name).expect("known"),
-                values,
-            ));
-        }
-        if options.len() != VARIABLES.len() {
-            problems.push(format!(
-                "variables: {} of {}",
-                options.len(),
-                VARIABLES.len()
-            ));
-            return Checked {
-                problems,
-                summary: String::new(),
-            };
-        }
+        assert_eq!(listed("path_ID", None).len(), 40, "paths in the recording");
+        assert_eq!(
+            listed("source_SFR", None).len(),
+            20,
+            "source SFRs in the recording"
+        );
 
-        // Selection 1: All everywhere. Selection 2: two paths, and the SFRs
-        // at their ends, as a multi-value selection.
-        let all: Vec<(&str, Selected)> = options
-            .iter()
-            .map(|(n, v)| (*n, Selected::List(v.clone())))
-            .collect();
+        // Selection 1: All everywhere. Selection 2: one path and one of its
+        // directions. Selection 3: two paths, and the SFRs at their ends.
         let picked = pick_two_paths(rows);
+        let (path, source, target) = picked[0].clone();
+        let paths: Vec<String> = picked.iter().map(|(p, _, _)| p.clone()).collect();
         let mut sfrs: Vec<String> = picked
             .iter()
             .flat_map(|(_, a, b)| [a.clone(), b.clone()])
             .collect();
         sfrs.sort();
         sfrs.dedup();
-        let paths: Vec<String> = picked.iter().map(|(p, _, _)| p.clone()).collect();
-        let multi: Vec<(&str, Selected)> = vec![
-            ("path_ID", Selected::List(paths.clone())),
-            ("source_SFR", Selected::List(sfrs.clone())),
-            ("target_SFR", Selected::List(sfrs)),
+        // Per selection, what is chosen for each of `VARIABLES` (None: All).
+        let selections: [(&str, [Option<Vec<String>>; 3]); 3] = [
+            ("All", [None, None, None]),
+            (
+                "one",
+                [Some(vec![path]), Some(vec![source]), Some(vec![target])],
+            ),
+            ("multi", [Some(paths), Some(sfrs.clone()), Some(sfrs)]),
         ];
-        let all_paths = options[0].1.clone();
 
+        let variables = dash["templating"]["list"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        let mut variable_queries = 0;
         let mut queries = 0;
         let mut covered = BTreeSet::new();
-        for panel in panels(&dash) {
-            let title = panel["title"].as_str().unwrap_or_default();
-            let repeat = panel["repeat"].as_str();
-            for target in panel["targets"].as_array().into_iter().flatten() {
-                let ref_id = target["refId"].as_str().unwrap_or_default();
-                let query = target["query"].as_str().unwrap_or_default();
-                let Some(&(_, _, columns)) = EXPECTED
+        for (selection, chosen) in &selections {
+            let choice = |name: &str| {
+                VARIABLES
                     .iter()
-                    .find(|(t, r, _)| *t == title && *r == ref_id)
-                else {
+                    .position(|v| *v == name)
+                    .and_then(|i| chosen[i].as_ref())
+            };
+            // The variables, resolved in order: name, value, options.
+            let mut vars: Vec<(&str, Selected)> = Vec::new();
+            let mut options: Vec<(&str, Vec<String>)> = Vec::new();
+            for var in variables {
+                let Some(&name) = VARIABLES.iter().find(|v| var["name"] == **v) else {
                     problems.push(format!(
-                        "{title:?} {ref_id}: no expected columns in this test"
+                        "variable {}: not one of {VARIABLES:?}",
+                        var["name"]
                     ));
                     continue;
                 };
-                covered.insert((title, ref_id));
-                for (selection, vars, repeated) in [
-                    ("All", &all, &all_paths[..1]),
-                    ("multi", &multi, &paths[..]),
-                ] {
-                    // A repeated panel is one panel per value, each with its
-                    // own value of the variable; check each.
-                    let instances: Vec<Vec<(&str, Selected)>> = match repeat {
-                        Some(var) => repeated
+                let query = var["query"].as_str().unwrap_or_default();
+                let q = substitute(query, &vars, &time_filter, "");
+                variable_queries += 1;
+                if q.contains("$timeFilter") || q.contains("$__") || has_variable(&q) {
+                    problems.push(format!(
+                        "variable {name} ({selection}): unsubstituted in {q}"
+                    ));
+                }
+                let values = match server.get_query(http, &q) {
+                    Ok(result) => tag_values(&result, name, &mut problems),
+                    Err(e) => {
+                        problems.push(format!("variable {name} ({selection}): {e}\n  {q}"));
+                        Vec::new()
+                    }
+                };
+                let want = listed(name, choice(PARENT));
+                if values.iter().cloned().collect::<BTreeSet<_>>() != want {
+                    problems.push(format!(
+                        "variable {name} ({selection}): lists {values:?}, the recording has \
+                         {want:?} for the chosen paths\n  {q}"
+                    ));
+                }
+                let value = match choice(name) {
+                    Some(v) => Selected::List(v.clone()),
+                    None => Selected::all(var["allValue"].as_str(), &values),
+                };
+                vars.push((name, value));
+                options.push((name, values));
+            }
+            if vars.len() != VARIABLES.len() {
+                problems.push(format!(
+                    "variables ({selection}): {} of {}",
+                    vars.len(),
+                    VARIABLES.len()
+                ));
+                continue;
+            }
+
+            for panel in panels(&dash) {
+                let title = panel["title"].as_str().unwrap_or_default();
+                let interval = panel_interval(panel);
+                let targets = panel["targets"].as_array().map(Vec::as_slice);
+                let grouped = targets.unwrap_or_default().iter().any(|t| {
+                    t["query"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .contains("$__interval")
+                });
+                let floor = interval_ms(MIN_INTERVAL).expect("MIN_INTERVAL");
+                if grouped && *selection == "All" && interval_ms(&interval) < Some(floor) {
+                    problems.push(format!(
+                        "{title:?}: $__interval {interval}, less than the period {MIN_INTERVAL} \
+                         (no minimum interval?)"
+                    ));
+                }
+                // A repeated panel is one panel per value, each with its own
+                // value of the variable (all of them with All; the first is
+                // checked); check each.
+                let instances: Vec<Vec<(&str, Selected)>> = match panel["repeat"].as_str() {
+                    Some(var) => {
+                        let all = options
                             .iter()
+                            .find(|(n, _)| *n == var)
+                            .map(|(_, o)| o[..o.len().min(1)].to_vec())
+                            .unwrap_or_default();
+                        choice(var)
+                            .cloned()
+                            .unwrap_or(all)
+                            .into_iter()
                             .map(|value| {
                                 let mut v = vars.clone();
                                 v.retain(|(n, _)| *n != var);
-                                v.push((var, Selected::One(value.clone())));
+                                v.push((var, Selected::One(value)));
                                 v
                             })
-                            .collect(),
-                        None => vec![vars.clone()],
+                            .collect()
+                    }
+                    None => vec![vars.clone()],
+                };
+                for target in targets.unwrap_or_default() {
+                    let ref_id = target["refId"].as_str().unwrap_or_default();
+                    let query = target["query"].as_str().unwrap_or_default();
+                    let Some(&(_, _, columns)) = EXPECTED
+                        .iter()
+                        .find(|(t, r, _)| *t == title && *r == ref_id)
+                    else {
+                        problems.push(format!(
+                            "{title:?} {ref_id}: no expected columns in this test"
+                        ));
+                        continue;
                     };
-                    for vars in instances {
-                        let q = substitute(query, &vars, &time_filter);
+                    covered.insert((title, ref_id));
+                    for vars in &instances {
+                        let q = substitute(query, vars, &time_filter, &interval);
                         queries += 1;
                         if q.contains("$timeFilter") || q.contains("$__") || has_variable(&q) {
                             problems
                                 .push(format!("{title:?} {ref_id}: unsubstituted variable in {q}"));
                         }
+                        let what = format!("{title:?} {ref_id} ({selection}): {q}");
                         match server.get_query(http, &q) {
-                            Ok(result) => check_series(
-                                &result,
-                                columns,
-                                &mut problems,
-                                &format!("{title:?} {ref_id} ({selection}): {q}"),
-                            ),
+                            // The stacked panel's second query is the path's
+                            // other direction: none when one is chosen.
+                            Ok(result)
+                                if *selection == "one"
+                                    && ref_id == "B"
+                                    && panel["repeat"] == PARENT =>
+                            {
+                                if result.get("series").is_some() {
+                                    problems
+                                        .push(format!("{what}: series, expected none: {result}"));
+                                }
+                            }
+                            Ok(result) => check_series(&result, columns, &mut problems, &what),
                             Err(e) => problems
                                 .push(format!("{title:?} {ref_id} ({selection}): {e}\n  {q}")),
                         }
@@ -1046,8 +1180,8 @@ mod dashboard {
         Checked {
             problems,
             summary: format!(
-                "dashboard: {queries} panel queries and {} variable queries sent to influxd, time range {from}ms..{to}ms",
-                VARIABLES.len()
+                "dashboard: {queries} panel queries and {variable_queries} variable queries \
+                 (selections All, one, multi) sent to influxd, time range {from}ms..{to}ms"
             ),
         }
     }
@@ -1154,6 +1288,23 @@ mod dashboard {
         let mut problems = Vec::new();
         let mut fail = |m: String| problems.push(m);
 
+        // The panels' minimum interval is the default period.
+        let help = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-aggregator"))
+            .arg("--help")
+            .output()
+            .expect("run e2e-aggregator --help");
+        let help = String::from_utf8_lossy(&help.stdout);
+        let period = help
+            .split("--period <DURATION>")
+            .nth(1)
+            .and_then(|rest| rest.split("[default: ").nth(1))
+            .and_then(|rest| rest.split(']').next());
+        if period != Some(MIN_INTERVAL) {
+            fail(format!(
+                "--help gives the default period {period:?}, the panels' minimum interval is {MIN_INTERVAL}"
+            ));
+        }
+
         // A current schema: Grafana 10.x/11.x export 38-41 and migrate older.
         let version = dash["schemaVersion"].as_i64().unwrap_or(0);
         if !(36..=41).contains(&version) {
@@ -1215,6 +1366,12 @@ mod dashboard {
                 }
                 continue;
             }
+            if panel["interval"] != MIN_INTERVAL {
+                fail(format!(
+                    "{title:?}: minimum interval {}, expected the period {MIN_INTERVAL}",
+                    panel["interval"]
+                ));
+            }
             if panel["datasource"] != datasource {
                 fail(format!("{title:?}: datasource {}", panel["datasource"]));
             }
@@ -1268,16 +1425,23 @@ mod dashboard {
         }
         for v in vars {
             let name = v["name"].as_str().unwrap_or_default();
-            let query = format!("SHOW TAG VALUES FROM \"e2e_delays\" WITH KEY = \"{name}\"");
+            let mut query = format!("SHOW TAG VALUES FROM \"e2e_delays\" WITH KEY = \"{name}\"");
+            // Chained: the SFR variables list only the chosen paths' SFRs.
+            if name != PARENT {
+                query += &format!(" WHERE \"{PARENT}\" =~ /^${PARENT}$/");
+            }
             let ok = v["type"] == "query"
                 && v["datasource"] == datasource
                 && v["query"] == query.as_str()
+                && v["definition"] == query.as_str()
                 && v["includeAll"] == true
                 && v["multi"] == true
-                // A custom all value would bypass the regex of every value.
-                && v["allValue"].is_null();
+                // All as one regex, not a regex of every value.
+                && v["allValue"] == ALL_VALUE;
             if !ok {
-                fail(format!("variable {name}: {v}"));
+                fail(format!(
+                    "variable {name}: {v}, expected query {query:?}, allValue {ALL_VALUE:?}"
+                ));
             }
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -1292,5 +1456,34 @@ mod dashboard {
         assert_eq!(interpolate(&Selected::List(vec!["p-1".into()])), "(p-1)");
         assert_eq!(interpolate(&Selected::One("sfr (1)".into())), r"sfr \(1\)");
         assert_eq!(interpolate(&Selected::One("12.5x".into())), "12.5x");
+        // All: the custom all value as it stands, else every option.
+        let options = ["a.b".to_owned(), "c".to_owned()];
+        assert_eq!(interpolate(&Selected::all(Some(".*"), &options)), ".*");
+        assert_eq!(interpolate(&Selected::all(None, &options)), r"(a\.b|c)");
+        assert_eq!(
+            substitute(
+                "WHERE \"p\" =~ /^$path_ID$/ AND $timeFilter GROUP BY time($__interval)",
+                &[("path_ID", Selected::all(Some(".*"), &options))],
+                "time >= 1ms",
+                "5s"
+            ),
+            "WHERE \"p\" =~ /^.*$/ AND time >= 1ms GROUP BY time(5s)"
+        );
+    }
+
+    #[test]
+    fn interval_is_raised_to_the_minimum() {
+        assert_eq!(interval_ms("500ms"), Some(500));
+        assert_eq!(interval_ms("5s"), Some(5000));
+        assert_eq!(interval_ms("2m"), Some(120_000));
+        assert_eq!(interval_ms("5x"), None);
+        assert_eq!(interval_ms("s"), None);
+        assert_eq!(panel_interval(&serde_json::json!({"interval": "5s"})), "5s");
+        assert_eq!(
+            panel_interval(&serde_json::json!({"interval": "1m"})),
+            "60s"
+        );
+        // No minimum: Grafana's own interval, less than a window.
+        assert_eq!(panel_interval(&serde_json::json!({})), "500ms");
     }
 }
