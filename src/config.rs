@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::duration::Duration;
+use crate::schema::measurement;
 
 const AFTER_HELP: &str = r#"Run it under Telegraf:
 
@@ -183,7 +184,7 @@ pub struct Options {
         long,
         global = true,
         value_name = "NAME",
-        default_value = "network_delays"
+        default_value = measurement::NETWORK
     )]
     pub network_measurement: String,
 
@@ -192,7 +193,7 @@ pub struct Options {
         long,
         global = true,
         value_name = "NAME",
-        default_value = "service_delays"
+        default_value = measurement::SERVICE
     )]
     pub service_measurement: String,
 
