@@ -37,7 +37,8 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
 use e2e_aggregator::config::Precision;
 use e2e_aggregator::duration::Duration;
 use e2e_aggregator::schema::{measurement, tag};
@@ -56,7 +57,9 @@ const AFTER_HELP: &str = r#"Examples:
   e2e-router --partitions 16 --instances 4 --key source --out-dir wrong recording.lp
 
 Files written: OUT_DIR/instance-0.lp ... instance-(N-1).lp (replaced if present).
-A summary of what went where is printed on stderr."#;
+A summary of what went where is printed on stderr.
+Exit status: 0 done; 1 the recording could not be read or a shard written;
+2 bad arguments (as e2e-aggregator)."#;
 
 /// Split a line-protocol recording into the shards a Kafka scale-out of
 /// e2e-aggregator would deliver to each instance.
@@ -123,6 +126,18 @@ struct Args {
 fn main() -> ExitCode {
     // clap exits 2 on a bad flag or value, 0 on --help and --version.
     let args = Args::parse();
+    if args.other_instance >= args.instances {
+        // Arguments that do not fit together: a usage error like clap's.
+        Args::command()
+            .error(
+                ErrorKind::ArgumentConflict,
+                format!(
+                    "--other-instance {} is not below --instances {}",
+                    args.other_instance, args.instances
+                ),
+            )
+            .exit();
+    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -133,12 +148,6 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), String> {
-    if args.other_instance >= args.instances {
-        return Err(format!(
-            "--other-instance {} is not below --instances {}",
-            args.other_instance, args.instances
-        ));
-    }
     let input = read_input(&args.input)?;
     let owners = assign(args.strategy, args.partitions, args.instances);
     let router = Router {
