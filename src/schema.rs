@@ -79,6 +79,16 @@ fn same_short(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+/// The two input measurements' default names (`--network-measurement`,
+/// `--service-measurement`). Text, not bytes: they are option defaults; the
+/// stages use the names the options hold.
+pub mod measurement {
+    /// Network delays ([`Kind::Network`](super::Kind::Network)).
+    pub const NETWORK: &str = "network_delays";
+    /// Service delays ([`Kind::Service`](super::Kind::Service)).
+    pub const SERVICE: &str = "service_delays";
+}
+
 /// Tag names of the inputs and of the rows.
 pub mod tag {
     /// Network path id (input).

@@ -1,14 +1,14 @@
 //! Messages that say what happened (issue 16): the suppressed-warning
 //! count counts only levels that are shown; `analyze` refuses an option
 //! of the processor by name; `flush --help` says which options matter to
-//! it; `e2e-router`'s argument errors exit 2. The state file's messages
+//! it (`e2e-router`'s exit status is tested with it, in
+//! `tools/e2e-router/tests/`). The state file's messages
 //! (a file of another period, a missing directory) are checked in
 //! `tests/state_files.rs`.
 
 use std::process::{Command, Stdio};
 
 const BIN: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
-const ROUTER: &str = env!("CARGO_BIN_EXE_e2e-router");
 
 /// 13 invalid lines and 30 late points: 3 invalid-line warnings beyond the
 /// burst of 10, and 30 late-point lines (debug level), 20 beyond it.
@@ -142,34 +142,4 @@ fn flush_help_says_which_options_change_nothing_for_it() {
     ] {
         assert!(matter.contains(&flag.to_string()), "{flag} in {matter:?}");
     }
-}
-
-#[test]
-fn router_argument_errors_exit_2() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = |args: &[&str]| {
-        Command::new(ROUTER)
-            .args(args)
-            .arg("--out-dir")
-            .arg(dir.path().join("shards"))
-            .arg("/dev/null")
-            .output()
-            .unwrap()
-    };
-    let out = run(&["-p", "4", "-i", "2", "--other-instance", "2"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert_eq!(
-        String::from_utf8(out.stderr).unwrap(),
-        "e2e-router: --other-instance 2 is not below --instances 2\n"
-    );
-    assert!(!dir.path().join("shards").exists());
-    let out = run(&["-p", "0", "-i", "2"]);
-    assert_eq!(out.status.code(), Some(2));
-    let out = run(&["-p", "4", "-i", "2"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }

@@ -8,6 +8,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser};
 
 use super::{ByteSize, Command, LogLevel, Options, Precision, ReportFormat};
 use crate::duration::Duration;
+use crate::schema::measurement;
 
 const AFTER_HELP: &str = r#"Run it under Telegraf:
 
@@ -59,11 +60,11 @@ pub struct Reading {
     pub log_level: LogLevel,
 
     /// Measurement holding per-path network delays.
-    #[arg(long, value_name = "NAME", default_value = "network_delays")]
+    #[arg(long, value_name = "NAME", default_value = measurement::NETWORK)]
     pub network_measurement: String,
 
     /// Measurement holding per-instance service delays.
-    #[arg(long, value_name = "NAME", default_value = "service_delays")]
+    #[arg(long, value_name = "NAME", default_value = measurement::SERVICE)]
     pub service_measurement: String,
 
     /// Measurement of the rows written.

@@ -910,7 +910,7 @@ def crash_measure(env, checks, label, recs, kill_at_s, leave_at_s):
 def partitions_main(a):
     """Prints where the real broker places `path-NNN` keys produced with
     librdkafka's fnv1a_random (= sarama's hash partitioner), for each
-    partition count: the reference table of tests/sharding.rs."""
+    partition count: the reference table of tools/e2e-router/tests/sharding.rs."""
     port = free_port()
     proc = subprocess.Popen(
         [a.tansu, "broker", "--listener-url", f"tcp://127.0.0.1:{port}",

@@ -6,8 +6,10 @@
 //! to instances by the consumer group's strategy, service delays to every
 //! instance, other lines to one), with the services and network streams
 //! merged up to `DISORDER` apart, as two topics arrive. Each shard is
-//! replayed by its own `e2e-aggregator`, and compared with one process
-//! replaying the whole recording, with a grace that covers the disorder:
+//! replayed by its own `e2e-aggregator` (in process: the library's
+//! `run::replay`, the steps the binary takes on a file), and compared with
+//! one process replaying the whole recording, with a grace that covers the
+//! disorder:
 //!
 //! - the union of the instances' `e2e_delays` rows is the single process's
 //!   rows exactly (sorted lines; ryu's shortest text is a function of the
@@ -30,18 +32,22 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-#[path = "support/rng.rs"]
+use e2e_aggregator::config::Options;
+use e2e_aggregator::run::{self, Exit};
+
+#[path = "../../../tests/support/rng.rs"]
 mod rng;
 
 use rng::Rng;
 
-const AGGREGATOR: &str = env!("CARGO_BIN_EXE_e2e-aggregator");
+// The router is this package's binary; the aggregator is the library it
+// depends on, so neither needs a binary of another package.
 const ROUTER: &str = env!("CARGO_BIN_EXE_e2e-router");
 const REALISTIC: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/testdata/golden/realistic/input.lp"
+    "/../../testdata/golden/realistic/input.lp"
 );
 
 /// Partition counts of the network topic, each over 1 to `MAX_INSTANCES`.
@@ -367,25 +373,16 @@ struct Output {
     stats: BTreeMap<String, i64>,
 }
 
-/// `e2e-aggregator --stats-interval 1m ARGS < input` (a replay).
+/// `e2e-aggregator --stats-interval 1m ARGS < input` (a replay), in process.
 fn replay(input: &Path, args: &[&str]) -> Output {
-    let file = std::fs::File::open(input).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
-    let out = Command::new(AGGREGATOR)
-        .args(["--stats-interval", "1m"])
-        .args(args)
-        .stdin(file)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("run e2e-aggregator");
-    assert!(
-        out.status.success(),
-        "e2e-aggregator < {} exited with {}: {}",
-        input.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).expect("output is UTF-8");
+    let bytes = std::fs::read(input).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    let flags = ["e2e-aggregator", "--replay", "--stats-interval", "1m"];
+    let options = Options::load(flags.iter().chain(args))
+        .unwrap_or_else(|e| panic!("e2e-aggregator {args:?}: {e:?}"));
+    let mut out = Vec::new();
+    let (exit, _) = run::replay(&options, &bytes, &mut out);
+    assert_eq!(exit, Exit::Done, "e2e-aggregator < {}", input.display());
+    let text = String::from_utf8(out).expect("output is UTF-8");
     let mut rows = Vec::new();
     let mut passed = Vec::new();
     let mut stats = None;
