@@ -75,9 +75,25 @@ impl<'a> Escaped<'a> {
         // Unescaping only ever shortens an element, and one without a
         // backslash is its own value.
         if !self.backslash {
-            return self.raw == expected;
+            return same(self.raw, expected);
         }
         self.raw.len() > expected.len() && *self.unescaped() == *expected
+    }
+}
+
+/// Whether two byte strings are equal: for 8 to 16 bytes (a measurement
+/// name such as `network_delays`), two overlapping word compares instead
+/// of a call to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    match n {
+        8..=16 => w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -318,6 +334,19 @@ mod tests {
                 text.escape_ascii()
             );
         }
+    }
+
+    #[test]
+    fn names_compare_equal_only_byte_for_byte() {
+        let name = b"network_delays";
+        assert!(Escaped::new(name, Element::Measurement).is(name));
+        for k in 0..name.len() {
+            let mut other = name.to_vec();
+            other[k] ^= 1;
+            assert!(!Escaped::new(&other, Element::Measurement).is(name), "{k}");
+        }
+        assert!(!Escaped::new(b"network_delay", Element::Measurement).is(name));
+        assert!(Escaped::new(b"cpu", Element::Measurement).is(b"cpu"));
     }
 
     #[test]
