@@ -11,12 +11,13 @@
 //! record is also read at every prefix of a short input, as a stream
 //! delivers it.
 //!
-//! Three generators: arbitrary bytes; bytes from the line protocol's own
+//! Four generators: arbitrary bytes; bytes from the line protocol's own
 //! alphabet (separators, quotes, backslashes, CR, digits, the letters of
 //! numbers and booleans); and near-valid records, built from valid parts
 //! (escapes of every kind, duplicate keys, values at their limits, every
 //! line ending) and then mutated (bytes inserted, removed, replaced,
-//! spans doubled, cut short). `fuzz/fuzz_targets/differential.rs` runs the
+//! spans doubled, cut short); and plain lines (no backslash, no quote, as
+//! Telegraf writes them: the plain fast path's input), mutated alike. `fuzz/fuzz_targets/differential.rs` runs the
 //! same check under libFuzzer.
 //!
 //! `LP_DIFF_CASES` sets the number of cases per generator (default 3000).
@@ -243,6 +244,65 @@ fn records() -> impl Strategy<Value = Vec<u8>> {
     prop::collection::vec(record, 1..4).prop_map(|r| r.concat().into_bytes())
 }
 
+/// Plain elements (no backslash, no quote) for `src/lp/plain.rs`, long
+/// enough together to cross its 64-byte blocks.
+fn plain_element() -> impl Strategy<Value = String> {
+    let part = select(vec![
+        "cpu",
+        "m",
+        "host",
+        "node-03.dc1.example.org",
+        "a",
+        "é",
+        "#m",
+        "v=1",
+        "=",
+        "x\x01",
+        "0",
+        "-",
+    ]);
+    prop::collection::vec(part, 1..5).prop_map(|p| p.concat())
+}
+
+/// Plain field values: numbers and booleans, good and bad.
+fn plain_value() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => field_value().prop_filter("plain", |v| !v.contains(['"', '\\'])),
+        1 => select(vec!["54.301", "23583.237814799537", "580i", "0", "1=2", "1,", "t=", "tr"])
+            .prop_map(str::to_owned),
+    ]
+}
+
+/// A plain line: what Telegraf writes, but for what its parts choose.
+fn plain_line() -> impl Strategy<Value = String> {
+    let tags = prop::collection::vec((plain_element(), plain_element()), 0..5);
+    let fields = prop::collection::vec((plain_element(), plain_value()), 1..8);
+    let spaces = select(vec![" ", " ", " ", "  ", ""]);
+    (
+        plain_element(),
+        tags,
+        spaces.clone(),
+        fields,
+        prop::option::of((spaces.clone(), timestamp())),
+        spaces,
+        select(vec!["\n", "\n", "\r\n", "", "\r\n\n"]),
+    )
+        .prop_map(|(m, tags, sep, fields, ts, trail, end)| {
+            let mut s = m;
+            for (k, v) in tags {
+                s += &format!(",{k}={v}");
+            }
+            s += sep;
+            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            s += &fields.join(",");
+            if let Some((sep, ts)) = ts {
+                s += sep;
+                s += &ts;
+            }
+            s + trail + end
+        })
+}
+
 /// An edit of a record: insert, remove or replace a byte, double a span,
 /// or cut the input short.
 #[derive(Debug, Clone)]
@@ -313,6 +373,18 @@ proptest! {
         edits in prop::collection::vec(edit(), 0..4),
     ) {
         let mut input = input;
+        for e in &edits {
+            apply(&mut input, e);
+        }
+        agree(&input)?;
+    }
+
+    #[test]
+    fn fast_and_general_agree_on_plain_lines(
+        lines in prop::collection::vec(plain_line(), 1..4),
+        edits in prop::collection::vec(edit(), 0..3),
+    ) {
+        let mut input = lines.concat().into_bytes();
         for e in &edits {
             apply(&mut input, e);
         }

@@ -56,6 +56,7 @@ use nom::sequence::{preceded, separated_pair, terminated};
 use nom::{IResult, Parser};
 
 use super::error::{ErrorKind, NomError, ParseError};
+use super::plain;
 use super::record::{Record, RecordKind, Visitor};
 use super::scan::{self, CTL_NL, KEY_STOP, MEAS_STOP};
 use super::value::{parse_float, parse_signed, parse_unsigned, Element, Escaped, Value};
@@ -285,9 +286,28 @@ fn scan_record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Res<'a, Shape>
 
 #[inline(always)]
 fn scan_point<'a, V: Visitor<'a>>(i: &'a [u8], v: &mut V) -> Res<'a, Shape> {
-    let (mut i, name) = measurement::<true>(i)?;
+    let (rest, name) = measurement::<true>(i)?;
     let wanted = v.measurement(name);
+    // A line only validated, not reported, goes the plain way if it can.
+    if !wanted {
+        if let Some((after, ending, ts)) = plain::rest(i, i.len() - rest.len()) {
+            if let Some(ts) = ts {
+                v.timestamp(ts);
+            }
+            return Ok((after, (RecordKind::Point, 1, ending)));
+        }
+    }
+    scan_point_after(rest, wanted, v)
+}
 
+/// [`scan_point`] after the measurement, which the visitor has been told
+/// (and has answered `wanted`).
+#[inline(always)]
+fn scan_point_after<'a, V: Visitor<'a>>(
+    mut i: &'a [u8],
+    wanted: bool,
+    v: &mut V,
+) -> Res<'a, Shape> {
     while let Some((b',', after)) = i.split_first() {
         let (r, key) = tag_key::<true>(after)?;
         let Some((b'=', after)) = r.split_first() else {
@@ -658,7 +678,7 @@ fn float<'a>(i: &'a [u8], end: &'a [u8]) -> Res<'a, Value<'a>> {
 /// equivalent by `tests/lp_differential.rs` (numbers at the limits) and the
 /// `differential` fuzz target.
 #[inline(always)]
-fn scan_number(i: &[u8]) -> Option<(&[u8], Value<'_>)> {
+pub(super) fn scan_number(i: &[u8]) -> Option<(&[u8], Value<'_>)> {
     let digits = |from: usize| scan::digits_end(i, from) - from;
     let neg = i.first() == Some(&b'-');
     let int_start = usize::from(neg);
@@ -775,7 +795,7 @@ fn timestamp_value<const FAST: bool>(i: &[u8]) -> Res<'_, i64> {
 /// Proven equivalent by `tests/lp_differential.rs` (timestamps at the
 /// limits) and the `differential` fuzz target.
 #[inline(always)]
-fn scan_timestamp(i: &[u8]) -> Option<(&[u8], i64)> {
+pub(super) fn scan_timestamp(i: &[u8]) -> Option<(&[u8], i64)> {
     let neg = i.first() == Some(&b'-');
     let start = usize::from(neg);
     let end = scan::digits_end(i, start);

@@ -7,7 +7,9 @@
 //! Which parser runs where:
 //! - **in production**, [`parse_record`] reads through the hand-written
 //!   fast paths: `scan_record` in [`grammar`], a plain loop over the
-//!   record's sections, and the table-driven leaf scans of `scan.rs`;
+//!   record's sections, the table-driven leaf scans of `scan.rs`, and
+//!   before them all `plain.rs`, one bit-mask pass over a line with no
+//!   backslash and no quote;
 //! - **the reference** is the nom grammar in [`grammar`], whose productions
 //!   the fast paths stand beside and fall back to on anything unusual.
 //!   [`parse_record_with`]`(`[`Path::General`]`, ..)` runs it alone; the
@@ -23,6 +25,7 @@
 pub mod error;
 pub mod grammar;
 pub mod parse;
+mod plain;
 pub mod record;
 mod scan;
 pub mod value;

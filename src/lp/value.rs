@@ -75,9 +75,25 @@ impl<'a> Escaped<'a> {
         // Unescaping only ever shortens an element, and one without a
         // backslash is its own value.
         if !self.backslash {
-            return self.raw == expected;
+            return same(self.raw, expected);
         }
         self.raw.len() > expected.len() && *self.unescaped() == *expected
+    }
+}
+
+/// Whether two byte strings are equal: for 8 to 16 bytes (a measurement
+/// name such as `network_delays`), two overlapping word compares instead
+/// of a call to `memcmp`.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().unwrap_or([0; 8]));
+    match n {
+        8..=16 => w(a, 0) == w(b, 0) && w(a, n - 8) == w(b, n - 8),
+        _ => a == b,
     }
 }
 
@@ -153,8 +169,43 @@ impl<'a> Value<'a> {
 /// Parses validated float text (ASCII digits, sign, dot, exponent).
 /// `fast-float2` reads bytes directly (no UTF-8 check) and rounds exactly
 /// as the standard library does.
+#[inline]
 pub(crate) fn parse_float(text: &[u8]) -> f64 {
-    fast_float2::parse(text).unwrap_or(f64::NAN)
+    short_float(text).unwrap_or_else(|| fast_float2::parse(text).unwrap_or(f64::NAN))
+}
+
+/// Clinger's fast path for a float of at most 15 digits and no exponent
+/// (`54.301`): its digits as an integer and the power of ten it is divided
+/// by are both exact in an f64, so one division rounds as the decimal
+/// text itself would. `None` for any other text.
+#[inline(always)]
+fn short_float(text: &[u8]) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, body) = match text.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, text),
+    };
+    if body.len() > 16 {
+        return None;
+    }
+    let mut digits: u64 = 0;
+    let mut dot = None;
+    for (k, &b) in body.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => digits = digits * 10 + u64::from(b - b'0'),
+            b'.' if dot.is_none() => dot = Some(k),
+            _ => return None,
+        }
+    }
+    let scale = dot.map_or(0, |k| body.len() - k - 1);
+    // 16 bytes without a dot are 16 digits: past 2^53 they would round.
+    if body.len() == usize::from(dot.is_some()) || digits > 1 << 53 {
+        return None;
+    }
+    let v = digits as f64 / POW10[scale];
+    Some(if neg { -v } else { v })
 }
 
 /// Parses `-?[0-9]+` into an i64, `None` when out of range.
@@ -226,7 +277,24 @@ mod tests {
     #[test]
     fn floats_parse_every_form_the_grammar_allows() {
         for text in [
-            "5.", ".5", "-.5", "1.e3", "00.42", "1E+3", "-0", "4.9e-324", "1e-400",
+            "5.",
+            ".5",
+            "-.5",
+            "1.e3",
+            "00.42",
+            "1E+3",
+            "-0",
+            "4.9e-324",
+            "1e-400",
+            "54.301",
+            "-0.0",
+            "9007199254740993",
+            "9007199254740992",
+            ".000000000000001",
+            "123456789012345.",
+            "0.1",
+            "-999999999999999",
+            "157.15096249326464",
         ] {
             let std: f64 = text.parse().unwrap();
             assert_eq!(
@@ -236,6 +304,49 @@ mod tests {
             );
         }
         assert!(parse_float(b"1e309").is_infinite());
+    }
+
+    #[test]
+    fn short_floats_round_as_the_standard_library_does() {
+        // Seeded: every length up to the fast path's limit, the dot anywhere.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let len = 1 + (x % 16) as usize;
+            let mut text: Vec<u8> = (0..len)
+                .map(|k| b'0' + (x >> (4 + k * 3) & 7) as u8 + (k % 3) as u8)
+                .collect();
+            if x & 1 == 1 {
+                text[(x >> 60) as usize % len] = b'.';
+            }
+            if x & 2 == 2 {
+                text.insert(0, b'-');
+            }
+            let Ok(std) = std::str::from_utf8(&text).unwrap().parse::<f64>() else {
+                continue;
+            };
+            assert_eq!(
+                parse_float(&text).to_bits(),
+                std.to_bits(),
+                "{}",
+                text.escape_ascii()
+            );
+        }
+    }
+
+    #[test]
+    fn names_compare_equal_only_byte_for_byte() {
+        let name = b"network_delays";
+        assert!(Escaped::new(name, Element::Measurement).is(name));
+        for k in 0..name.len() {
+            let mut other = name.to_vec();
+            other[k] ^= 1;
+            assert!(!Escaped::new(&other, Element::Measurement).is(name), "{k}");
+        }
+        assert!(!Escaped::new(b"network_delay", Element::Measurement).is(name));
+        assert!(Escaped::new(b"cpu", Element::Measurement).is(b"cpu"));
     }
 
     #[test]
