@@ -55,6 +55,13 @@ fn replay(dir: &Path, args: &[&str], input: &str) -> Exit {
         .run(PATIENCE)
 }
 
+/// `e2e-aggregator flush ARG`, stdin empty.
+fn flush(arg: &str) -> Launch {
+    Launch::new()
+        .args(["flush", arg])
+        .stdin(fs::File::open("/dev/null").unwrap())
+}
+
 fn state_arg(dir: &Path) -> (PathBuf, String) {
     let state = dir.join("state.json");
     let arg = format!("--state-file={}", state.display());
@@ -152,10 +159,7 @@ fn neighbours_without_their_state_file_are_set_aside_not_applied() {
     // Nothing of the old life counts: the point of the earlier window is
     // not late, and flush writes its row.
     assert!(exit.stderr.contains("late 0"), "{}", exit.stderr);
-    let flushed = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let flushed = flush(&arg).run(PATIENCE);
     assert_eq!(rows(&flushed.stdout).len(), 1, "{}", flushed.stderr);
     assert!(rows(&flushed.stdout)[0].ends_with(&T0.to_string()));
 }
@@ -168,19 +172,12 @@ fn flush_with_a_closed_stdout_leaves_the_state_as_it_was() {
     assert_eq!(exit.code(), Some(0), "{}", exit.stderr);
     let before = fs::read(&state).unwrap();
 
-    let exit = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .closed_stdout()
-        .run(PATIENCE);
+    let exit = flush(&arg).closed_stdout().run(PATIENCE);
     assert_eq!(exit.code(), Some(1), "{}", exit.stderr);
     assert!(exit.stderr.contains("broken pipe"), "{}", exit.stderr);
     assert_eq!(fs::read(&state).unwrap(), before, "the state file changed");
 
-    let exit = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let exit = flush(&arg).run(PATIENCE);
     assert_eq!(exit.code(), Some(0), "{}", exit.stderr);
     assert_eq!(
         rows(&exit.stdout).len(),
@@ -245,10 +242,7 @@ fn failed_saves_then_a_kill_lose_no_row_and_repeat_none() {
         )
         .run(PATIENCE);
     assert_eq!(second.code(), Some(0), "{}", second.stderr);
-    let flushed = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let flushed = flush(&arg).run(PATIENCE);
     let got: Vec<String> = [&first.stdout, &second.stdout, &flushed.stdout]
         .into_iter()
         .flat_map(|o| rows(o))
@@ -487,10 +481,7 @@ fn a_damaged_first_journal_leaves_no_gap_behind() {
     fs::write(journal, bytes).unwrap();
     killed_after(&live, &window("q", T0 + 2 * SEC), 3);
 
-    let flushed = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let flushed = flush(&arg).run(PATIENCE);
     assert_eq!(flushed.code(), Some(0), "{}", flushed.stderr);
     assert!(!flushed.stderr.contains("W!"), "{}", flushed.stderr);
     assert!(
@@ -609,11 +600,7 @@ fn a_replay_whose_rows_meet_a_closed_stdout_is_tried_again() {
         exit.stderr
     );
     for _ in 0..2 {
-        let exit = Launch::new()
-            .args(["flush", arg.as_str()])
-            .stdin(fs::File::open("/dev/null").unwrap())
-            .closed_stdout()
-            .run(PATIENCE);
+        let exit = flush(&arg).closed_stdout().run(PATIENCE);
         assert_eq!(exit.code(), Some(1), "{}", exit.stderr);
         assert!(
             !state.with_extension("json.replaying").exists(),
@@ -621,10 +608,7 @@ fn a_replay_whose_rows_meet_a_closed_stdout_is_tried_again() {
             exit.stderr
         );
     }
-    let flushed = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let flushed = flush(&arg).run(PATIENCE);
     assert_eq!(flushed.code(), Some(0), "{}", flushed.stderr);
     let got = rows(&flushed.stdout);
     assert_eq!(got.len(), 4, "{got:?}\n{}", flushed.stderr);
@@ -652,10 +636,7 @@ fn without_a_journal_rows_that_miss_stdout_are_reported_lost_and_open_windows_sa
     );
     assert!(exit.stderr.contains(&line), "{}", exit.stderr);
     // The windows at 20 s and 30 s were open: saved, and flushed next.
-    let flushed = Launch::new()
-        .args(["flush", arg.as_str()])
-        .stdin(fs::File::open("/dev/null").unwrap())
-        .run(PATIENCE);
+    let flushed = flush(&arg).run(PATIENCE);
     assert_eq!(flushed.code(), Some(0), "{}", flushed.stderr);
     let times: Vec<String> = rows(&flushed.stdout)
         .iter()
