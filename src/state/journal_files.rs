@@ -16,7 +16,6 @@ const MAGIC: &str = "e2e-aggregator journal 1";
 #[derive(Debug)]
 pub struct Writer {
     file: File,
-    seq: u64,
     bytes: u64,
     spent: bool,
 }
@@ -34,7 +33,6 @@ impl Writer {
         }
         Ok(Writer {
             file,
-            seq,
             bytes: header.len() as u64,
             spent: false,
         })
@@ -64,11 +62,6 @@ impl Writer {
     /// off: nothing more may follow it.
     pub fn spent(&self) -> bool {
         self.spent
-    }
-
-    /// Its sequence number.
-    pub fn seq(&self) -> u64 {
-        self.seq
     }
 
     /// Its size.

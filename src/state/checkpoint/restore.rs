@@ -60,7 +60,7 @@ impl Held {
             self.identity.id = Some(StateId::new());
             self.recorded = i64::MIN;
         }
-        if legacy || !replayed.files.is_empty() || unchecked {
+        if legacy || replayed.files > 0 || unchecked {
             // Saved at once, so that the replayed files can go and a
             // frontier taken unchecked holds in the state itself. If the
             // save fails (logged) the files stay, and the new journal takes
@@ -161,7 +161,7 @@ impl Held {
             join.len(),
             windows.max_ts().map_or("none".into(), |t| t.to_string()),
             replayed.entries,
-            match replayed.files.len() {
+            match replayed.files {
                 0 => String::new(),
                 n => format!(" from {n} files, {rows} rows written"),
             },
@@ -301,7 +301,7 @@ impl Held {
         let pending = self.pending_journals();
         let mut replayed = Replayed {
             entries: 0,
-            files: Vec::new(),
+            files: 0,
             whole: true,
             wall: None,
         };
@@ -352,7 +352,7 @@ impl Held {
                 .fold(replayed.wall, |w, e| w.max(Some(e)));
             replayed.entries += pipeline.replay_journal(entries);
             // Consumed, even if damaged: a save at load covers its number.
-            replayed.files.push(seq);
+            replayed.files += 1;
             expected += 1;
             match tail {
                 Tail::Whole => {}
@@ -377,8 +377,9 @@ impl Held {
 struct Replayed {
     /// Entries replayed.
     entries: u64,
-    /// The files replayed (in whole or up to damage): a save covers them.
-    files: Vec<u64>,
+    /// How many files were replayed (in whole or up to damage): a save
+    /// covers them.
+    files: u64,
     /// Every file after the state was replayed to its end.
     whole: bool,
     /// The newest wall clock the entries carry.
