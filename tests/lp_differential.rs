@@ -207,6 +207,28 @@ fn line_end() -> impl Strategy<Value = &'static str> {
     select(vec!["\n", "\n", "\r\n", "", "\r", "\rx", " \n", "\\\n"])
 }
 
+/// A point's text from its parts, without its line ending.
+fn line(
+    measurement: String,
+    tags: &[(String, String)],
+    sep: &str,
+    fields: &[(String, String)],
+    ts: Option<(&str, String)>,
+) -> String {
+    let mut s = measurement;
+    for (k, v) in tags {
+        s += &format!(",{k}={v}");
+    }
+    s += sep;
+    let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    s += &fields.join(",");
+    if let Some((sep, ts)) = ts {
+        s += sep;
+        s += &ts;
+    }
+    s
+}
+
 /// A point, valid but for what its parts choose.
 fn point() -> impl Strategy<Value = String> {
     let tags = prop::collection::vec((element(), element()), 0..4);
@@ -219,20 +241,7 @@ fn point() -> impl Strategy<Value = String> {
         prop::option::of((ws(), timestamp())),
         line_end(),
     )
-        .prop_map(|(m, tags, sep, fields, ts, end)| {
-            let mut s = m;
-            for (k, v) in tags {
-                s += &format!(",{k}={v}");
-            }
-            s += sep;
-            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            s += &fields.join(",");
-            if let Some((sep, ts)) = ts {
-                s += sep;
-                s += &ts;
-            }
-            s + end
-        })
+        .prop_map(|(m, tags, sep, fields, ts, end)| line(m, &tags, sep, &fields, ts) + end)
 }
 
 /// A few records: points, comments and blank lines.
@@ -288,18 +297,7 @@ fn plain_line() -> impl Strategy<Value = String> {
         select(vec!["\n", "\n", "\r\n", "", "\r\n\n"]),
     )
         .prop_map(|(m, tags, sep, fields, ts, trail, end)| {
-            let mut s = m;
-            for (k, v) in tags {
-                s += &format!(",{k}={v}");
-            }
-            s += sep;
-            let fields: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            s += &fields.join(",");
-            if let Some((sep, ts)) = ts {
-                s += sep;
-                s += &ts;
-            }
-            s + trail + end
+            line(m, &tags, sep, &fields, ts) + trail + end
         })
 }
 
