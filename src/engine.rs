@@ -17,6 +17,7 @@ use crate::clock::Now;
 use crate::input::{Class, Record};
 use crate::join::Join;
 use crate::journal::{Changes, Entry, NO_WALL};
+use crate::lateness::Lateness;
 use crate::logging::Warnings;
 use crate::observe::{Observer, Placed};
 use crate::records::DelayPoint;
@@ -27,9 +28,16 @@ use crate::window::{Refused, Window, Windows};
 
 /// What became of a delay point; where it was placed unless skipped.
 enum Fate {
-    Aggregated(i64, WindowStart),
-    Late(i64, WindowStart),
+    Aggregated(Spot),
+    Late(Spot),
     Skipped(SkipReason),
+}
+
+/// Where a placed point went, and how late it came.
+struct Spot {
+    ts: i64,
+    window: WindowStart,
+    lateness: u64,
 }
 
 /// The engine. See the module doc.
@@ -38,6 +46,7 @@ pub struct Engine<O: Observer = ()> {
     windows: Windows,
     join: Join,
     counters: Counters,
+    lateness: Lateness,
     out: Vec<u8>,
     /// When the last point was accepted into a window (live).
     last_accept: Option<Instant>,
@@ -71,6 +80,7 @@ impl<O: Observer> Engine<O> {
             join.remember_expired();
         }
         Engine {
+            lateness: Lateness::new(settings.grace, settings.period, settings.unit),
             windows: Windows::new(settings.period),
             join,
             settings,
@@ -243,11 +253,21 @@ impl<O: Observer> Engine<O> {
 
     /// Appends the self-metrics line, stamped `timestamp_ns` (written in
     /// the input precision).
+    /// The lateness figures of the points since the last self-metrics
+    /// line start over.
     pub fn write_stats(&mut self, timestamp_ns: i64) {
         let ts = timestamp_ns.div_euclid(self.settings.unit);
-        let gauges = self.gauges();
+        let gauges = Gauges {
+            lateness: self.lateness.take_interval(),
+            ..self.gauges()
+        };
         self.counters
             .write(&mut self.out, &self.settings.stats_measurement, gauges, ts);
+    }
+
+    /// How late the points came (see [`crate::lateness`]).
+    pub fn lateness(&self) -> &Lateness {
+        &self.lateness
     }
 
     /// The newest event time seen, the timestamp of self-metrics in a replay.
@@ -275,6 +295,8 @@ impl<O: Observer> Engine<O> {
         Gauges {
             open_series: self.windows.pairs(),
             cache_entries: self.join.len(),
+            grace: self.settings.grace,
+            lateness: self.lateness.interval(),
         }
     }
 
@@ -316,13 +338,14 @@ impl<O: Observer> Engine<O> {
                 }
             }
         }
-        if let (Fate::Aggregated(ts, window) | Fate::Late(ts, window), Some(key)) = (&fate, key) {
+        if let (Fate::Aggregated(spot) | Fate::Late(spot), Some(key)) = (&fate, key) {
             self.observer.placed(&Placed {
                 kind: point.kind,
                 key,
-                ts: *ts,
-                window: *window,
+                ts: spot.ts,
+                window: spot.window,
                 late: matches!(fate, Fate::Late(..)),
+                lateness: spot.lateness,
             });
         }
         if !self.settings.drop_original {
@@ -368,10 +391,28 @@ impl<O: Observer> Engine<O> {
         }
         let cap = self.settings.max_series;
         let room = cap == 0 || self.windows.pairs() + self.join.len() < cap;
-        match self.windows.add(p.kind, key, ts, start, &p.values, room) {
-            Ok(()) => Fate::Aggregated(ts, start),
-            Err(Refused::Late) => Fate::Late(ts, start),
-            Err(Refused::Full) => Fate::Skipped(SkipReason::MaxSeries),
+        let newest = self.windows.max_ts();
+        let late = match self.windows.add(p.kind, key, ts, start, &p.values, room) {
+            Ok(()) => false,
+            Err(Refused::Late) => true,
+            Err(Refused::Full) => return Fate::Skipped(SkipReason::MaxSeries),
+        };
+        let noted = self
+            .lateness
+            .note(newest, ts, start.end(self.settings.period));
+        if let (Some(suggested), false) = (noted.warn, O::LISTENS) {
+            self.warnings
+                .grace_headroom(line, noted.lateness, self.settings.grace, suggested);
+        }
+        let spot = Spot {
+            ts,
+            window: start,
+            lateness: noted.lateness,
+        };
+        if late {
+            Fate::Late(spot)
+        } else {
+            Fate::Aggregated(spot)
         }
     }
 

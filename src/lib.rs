@@ -19,6 +19,7 @@ pub mod engine;
 pub mod input;
 pub mod join;
 pub mod journal;
+pub mod lateness;
 pub mod logging;
 pub mod lp;
 pub mod observe;

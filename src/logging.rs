@@ -310,6 +310,34 @@ impl Warnings {
         }
     }
 
+    /// A point came `lateness` ns behind the newest: within 10 % of the
+    /// grace, or past it. Given once per process (the engine asks once),
+    /// with the grace `analyze` would suggest for what was seen so far.
+    pub fn grace_headroom(&mut self, line: u64, lateness: u64, grace: i64, suggested: i128) {
+        let go = |ns: i128| {
+            let shown = crate::duration::Duration::from_nanos(ns.clamp(0, i64::MAX.into()) as u64);
+            if ns > i64::MAX.into() {
+                format!("at least {shown}")
+            } else {
+                shown.to_string()
+            }
+        };
+        let (came, grace_text) = (go(lateness.into()), go(grace.into()));
+        let room = i128::from(grace) - i128::from(lateness);
+        let how = if room > 0 {
+            format!(
+                "leaving --grace {grace_text} only {} of headroom (under 10 %)",
+                go(room)
+            )
+        } else {
+            format!("--grace {grace_text} or more")
+        };
+        log::warn!(
+            "line {line}: a delay point came {came} behind the newest, {how}; for what was seen so far, analyze would suggest --grace {}",
+            go(suggested)
+        );
+    }
+
     /// Warnings held back by rate limits and not yet announced.
     pub fn suppressed(&self) -> u64 {
         [

@@ -25,13 +25,18 @@ pub struct Placed<'a> {
     pub window: WindowStart,
     /// Whether that window had already closed.
     pub late: bool,
+    /// Its lateness ([`crate::lateness`]): the newest timestamp accepted
+    /// before it minus its own, at least 0.
+    pub lateness: u64,
 }
 
 /// Told by the engine, in input order, of every non-skipped delay point and
 /// every forward (series, window) pair it joins.
 pub trait Observer {
     /// Whether anybody listens: if so, the join also remembers which cache
-    /// entries `--cache-ttl` freed, to tell [`NoRow::Expired`] apart.
+    /// entries `--cache-ttl` freed, to tell [`NoRow::Expired`] apart, and
+    /// the engine leaves the grace headroom warning to the listener's
+    /// report (`analyze` suggests a grace of its own).
     const LISTENS: bool = true;
 
     /// A delay point was aggregated or found late.

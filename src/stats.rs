@@ -2,6 +2,7 @@
 //! the summary at exit. Every line that enters is in exactly one class, so
 //! `lines_in = ignored + invalid + other + aggregated + late + skipped`.
 
+use crate::lateness::Interval;
 use crate::lp::write::Line;
 
 /// Why a valid delay point was not aggregated.
@@ -103,7 +104,8 @@ impl Counters {
     }
 
     /// Writes the self-metrics line. Integers use `i`, which every reader
-    /// (InfluxDB 1.x too) accepts.
+    /// (InfluxDB 1.x too) accepts. The lateness fields are left out of an
+    /// interval in which no point was placed: none is not 0 ns late.
     pub fn write(&self, out: &mut Vec<u8>, measurement: &[u8], gauges: Gauges, timestamp: i64) {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         let mut line = Line::new(out, measurement)
@@ -118,7 +120,8 @@ impl Counters {
             let key = format!("skipped_{}", reason.name());
             line = line.integer(key.as_bytes(), n(self.skipped[reason as usize]));
         }
-        line.integer(b"passed", n(self.passed))
+        line = line
+            .integer(b"passed", n(self.passed))
             .integer(b"non_numeric_fields", n(self.non_numeric_fields))
             .integer(b"windows_closed", n(self.windows_closed))
             .integer(b"rows_written", n(self.rows_written))
@@ -127,7 +130,18 @@ impl Counters {
             .integer(b"rows_service_cached", n(self.rows_service_cached))
             .integer(b"open_series", n(gauges.open_series as u64))
             .integer(b"cache_entries", n(gauges.cache_entries as u64))
-            .finish(timestamp);
+            .integer(b"grace_ns", gauges.grace);
+        if let Some(l) = gauges.lateness {
+            line = line
+                .integer(b"lateness_max_ns", n(l.max))
+                .integer(b"lateness_p99_ns", n(l.p99))
+                .integer(b"lateness_p999_ns", n(l.p999))
+                .integer(
+                    b"grace_headroom_ns",
+                    l.headroom.clamp(i64::MIN.into(), i64::MAX.into()) as i64,
+                );
+        }
+        line.finish(timestamp);
     }
 
     /// The one-line summary logged at exit.
@@ -148,11 +162,15 @@ impl Counters {
     }
 }
 
-/// State sizes reported with the counters.
+/// State sizes and lateness reported with the counters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Gauges {
     /// Open (series, window) pairs.
     pub open_series: usize,
     /// Entries in the join's caches.
     pub cache_entries: usize,
+    /// `--grace`, ns.
+    pub grace: i64,
+    /// The lateness of the interval's points; `None` if none was placed.
+    pub lateness: Option<Interval>,
 }

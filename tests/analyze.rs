@@ -151,9 +151,58 @@ fn unit(args: &[String]) -> u64 {
     }
 }
 
+/// The grace and lateness fields of the self-metrics line a replay of
+/// `input` writes at its end (`--stats-interval` longer than any replay),
+/// by name.
+fn final_lateness(input: &Path, args: &[String]) -> Vec<(String, i64)> {
+    let out = Command::new(BIN)
+        .args(args)
+        .args(["--stats-interval", "24h"])
+        .stdin(Stdio::from(fs::File::open(input).unwrap()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "replay {args:?} with self-metrics");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stats = stdout
+        .lines()
+        .rfind(|l| l.contains(",grace_ns=") || l.contains(" grace_ns="))
+        .unwrap_or_else(|| panic!("no self-metrics line in {stdout}"));
+    let fields = stats.rsplit_once(' ').unwrap().0;
+    fields
+        .split(',')
+        .filter_map(|f| f.split_once('='))
+        .filter(|(k, _)| k.starts_with("lateness_") || k.starts_with("grace_"))
+        .map(|(k, v)| (k.to_string(), v.trim_end_matches('i').parse().unwrap()))
+        .collect()
+}
+
+/// A replay's final self-metrics give the lateness `analyze` reports for
+/// the same input (the same tracker; the quantiles shown the same way),
+/// and the grace's headroom above its max.
+fn self_metrics_agree(name: &str, input: &Path, args: &[String], report: &Value) {
+    let got = final_lateness(input, args);
+    let grace = got[0].1;
+    assert_eq!(got[0].0, "grace_ns", "{name}: {got:?}");
+    if n(report, "/lines/aggregated") + n(report, "/lines/late") == 0 {
+        assert_eq!(got.len(), 1, "{name}: no point placed, no lateness fields");
+        return;
+    }
+    let max = n(report, "/lateness_ns/max") as i64;
+    let want = [
+        ("grace_ns", grace),
+        ("lateness_max_ns", max),
+        ("lateness_p99_ns", n(report, "/lateness_ns/p99") as i64),
+        ("lateness_p999_ns", n(report, "/lateness_ns/p999") as i64),
+        ("grace_headroom_ns", grace - max),
+    ]
+    .map(|(k, v)| (k.to_string(), v));
+    assert_eq!(got, want, "{name}: self-metrics lateness");
+}
+
 /// The agreement rules of SPEC.md, on one input. Returns the report.
 fn agree(name: &str, input: &Path, args: &[String]) -> Value {
     let report = analyze(input, args, &[]);
+    self_metrics_agree(name, input, args, &report);
     let base = replay(input, args, &[]);
     assert_eq!(n(&report, "/rows_written"), base.rows, "{name}: rows");
     assert_eq!(n(&report, "/late"), base.late, "{name}: late");

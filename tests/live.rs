@@ -1177,3 +1177,78 @@ fn a_bad_config_file_entry_names_the_file_and_the_key() {
     );
     assert!(out.is_empty(), "{out:?}");
 }
+
+// ---------------------------------------------------------------------------
+// Lateness
+
+/// Points that come more than 90 % of the grace behind the newest give one
+/// `W!` for the process, naming a grace that makes them on time, and the
+/// self-metrics show their lateness and the headroom left.
+#[test]
+fn points_near_the_grace_warn_once_with_a_grace_that_fits() {
+    let mut p = Proc::spawn(&["--period", "1s", "--grace", "10s", "--stats-interval", "1s"]);
+    p.ready();
+    let m = next_window(SEC, 100_000_000) + SEC / 2;
+    // M, then 9.5 s and 9.8 s behind it: neither is late at 10 s, both
+    // leave less than 1 s of headroom.
+    let lines = [
+        net("p1", "A", "B", "1", "1", m),
+        net("p1", "A", "B", "2", "2", m - 9_500_000_000),
+        net("p1", "A", "B", "3", "3", m - 9_800_000_000),
+    ]
+    .concat();
+    p.write(lines.as_bytes());
+    let has_lateness = |l: &[u8]| String::from_utf8_lossy(l).contains("lateness_max_ns=");
+    p.wait_stdout_line(
+        Duration::from_secs(10),
+        "self-metrics with lateness",
+        has_lateness,
+    );
+    let stats = p
+        .stdout()
+        .text_lines()
+        .into_iter()
+        .find(|l| has_lateness(l.as_bytes()))
+        .unwrap();
+    for field in [
+        "grace_ns=10000000000i",
+        "lateness_max_ns=9800000000i",
+        "lateness_p99_ns=9800000000i",
+        "grace_headroom_ns=200000000i",
+    ] {
+        assert!(stats.contains(field), "{field} in {stats}");
+    }
+    p.close_stdin();
+    let (status, _) = p.expect_exit(Duration::from_secs(10), "after stdin closed");
+    assert!(status.success(), "{status:?}");
+
+    let warned: Vec<String> = p
+        .stderr_lines()
+        .into_iter()
+        .filter(|l| l.contains("behind the newest"))
+        .collect();
+    // The first point past 9 s, the second of the three (line 3 after the
+    // probe line); M − its window's end + 1 ns = 8.5 s + 1 ns, so
+    // max(1.25 × that, that + 1 s) rounds up to 11 s.
+    assert_eq!(
+        warned,
+        [
+            "W! line 3: a delay point came 9.5s behind the newest, leaving --grace 10s only 500ms \
+          of headroom (under 10 %); for what was seen so far, analyze would suggest --grace 11s"
+        ],
+        "{}",
+        p.stderr_text()
+    );
+    // The suggested grace makes the points on time: a replay with it has
+    // no late point, and every point has a row.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("near.lp");
+    std::fs::write(&input, &lines).unwrap();
+    let replay = std::process::Command::new(env!("CARGO_BIN_EXE_e2e-aggregator"))
+        .args(["--period", "1s", "--grace", "11s", "--log-level", "info"])
+        .stdin(std::fs::File::open(&input).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&replay.stderr);
+    assert!(stderr.contains("aggregated 3, late 0"), "{stderr}");
+}

@@ -24,7 +24,6 @@
 //! non-skipped timestamp whatever its grace, since a late point is always
 //! behind it.
 
-mod histogram;
 mod report;
 
 use std::hash::BuildHasher;
@@ -35,7 +34,7 @@ use std::path::Path;
 use foldhash::fast::FixedState;
 use foldhash::{HashMap, HashSet};
 
-pub use histogram::Histogram;
+pub use crate::lateness::{suggested_grace, Histogram};
 pub use report::Report;
 
 use crate::config::{Options, ReportFormat};
@@ -58,16 +57,6 @@ pub const GRACES: [i64; 8] = [
     30_000_000_000,
     60_000_000_000,
 ];
-
-/// The suggested grace for a smallest grace of `need` ns: 1.25 × `need`,
-/// at least `need` plus one `period`, rounded up to a whole second (see
-/// docs/analyze.md, "Suggested grace", for why). Exact, in i128.
-pub fn suggested_grace(need: i128, period: i64) -> i128 {
-    const SECOND: i128 = 1_000_000_000;
-    let need = need.max(0);
-    let margin = ((need * 5 + 3) / 4).max(need + i128::from(period));
-    (margin + SECOND - 1) / SECOND * SECOND
-}
 
 /// Series held in the running top list of max lateness.
 pub const WORST_TRACKED: usize = 64;
@@ -150,20 +139,11 @@ fn replay(pipeline: &mut Pipeline<Analysis>) -> io::Result<End> {
 #[derive(Debug)]
 pub struct Analysis {
     period: i64,
-    unit: i64,
     /// `M`: the largest timestamp of the non-skipped points so far.
     newest: Option<i64>,
     /// The oldest such timestamp (for the event-time span).
     oldest: Option<i64>,
-    lateness: Histogram,
     worst: Worst,
-    /// `max(M − end + unit)` over the points so far; the smallest grace is
-    /// this, at least 0.
-    need: i128,
-    /// The points whose `M − end + unit` is `need` (when above 0): exactly
-    /// those a replay with grace `need − unit` counts late, since a point
-    /// is late iff `grace ≤ M − end`.
-    at_need: u64,
     /// One simulated replay per grace.
     sims: Vec<Sim>,
     distinct: Distinct,
@@ -179,13 +159,9 @@ impl Analysis {
         graces.dedup();
         Analysis {
             period: settings.period,
-            unit: settings.unit,
             newest: None,
             oldest: None,
-            lateness: Histogram::default(),
             worst: Worst::default(),
-            need: 0,
-            at_need: 0,
             sims: graces.into_iter().map(Sim::new).collect(),
             distinct: Distinct::default(),
             coverage: Coverage::default(),
@@ -196,19 +172,7 @@ impl Analysis {
 impl Observer for Analysis {
     fn placed(&mut self, p: &Placed<'_>) {
         let end = p.window.end(self.period);
-        let behind = match self.newest {
-            Some(m) => {
-                let need = i128::from(m) - i128::from(end.0) + i128::from(self.unit);
-                if need > self.need {
-                    (self.need, self.at_need) = (need, 1);
-                } else if need == self.need && need > 0 {
-                    self.at_need += 1;
-                }
-                (i128::from(m) - i128::from(p.ts)).clamp(0, i128::from(u64::MAX)) as u64
-            }
-            None => 0,
-        };
-        self.lateness.record(behind);
+        let behind = p.lateness;
         let hash = series_hash(p.kind, p.key);
         if behind > 0 {
             self.worst.note(hash, p.kind, p.key, behind);
@@ -439,33 +403,6 @@ impl Coverage {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The margin rule of docs/analyze.md, on the cases it names.
-    #[test]
-    fn the_suggested_grace_follows_the_margin_rule() {
-        const S: i128 = 1_000_000_000;
-        for (need, period, want) in [
-            // In order: one period.
-            (0, 5 * S, 5 * S),
-            // The shipped recording: 442.480688ms + 5s → 6s.
-            (442_480_688, 5 * S, 6 * S),
-            // Telegraf's default 10s flush under the default 5s period:
-            // the default grace.
-            (10 * S, 5 * S, 15 * S),
-            // 1.25 × once it exceeds a period.
-            (40 * S, 5 * S, 50 * S),
-            (40 * S + 1, 5 * S, 51 * S),
-            (S / 2, S / 2, S),
-            // Negative needs (every point ahead of its window) are 0.
-            (-7, 5 * S, 5 * S),
-        ] {
-            assert_eq!(
-                suggested_grace(need, period as i64),
-                want,
-                "{need} {period}"
-            );
-        }
-    }
 
     #[test]
     fn a_sim_closes_as_the_engine_does() {

@@ -15,6 +15,7 @@ use crate::config::Options;
 use crate::duration::Duration;
 use crate::engine::Engine;
 use crate::join::NoRow;
+use crate::lateness::shown_quantile;
 use crate::schema::Kind;
 use crate::stats::{Counters, SkipReason};
 
@@ -250,17 +251,18 @@ impl Report {
     /// The report of a finished run.
     pub fn new(source: &str, options: &Options, engine: &Engine<Analysis>) -> Report {
         let a = engine.observer();
+        let seen = engine.lateness();
         let c = engine.counters();
         let mut sat = Saturate::default();
-        let need = a.need.max(0);
+        let need = seen.smallest_grace();
         let suggested = super::suggested_grace(need, options.period.as_nanos_i64());
         let unit = options.precision.nanos();
-        let late_by_grace = late_by_grace(a, need, suggested, unit);
+        let late_by_grace = late_by_grace(a, seen.at_smallest_grace(), need, suggested, unit);
         let span = match (a.oldest, a.newest) {
             (Some(o), Some(n)) => sat.ns("event_time.span_ns", i128::from(n) - i128::from(o)),
             _ => 0,
         };
-        let points = a.lateness.len();
+        let points = seen.histogram().len();
         let worst = a
             .worst
             .top()
@@ -275,11 +277,11 @@ impl Report {
         let suggested_ns = sat.ns("suggested_grace_ns", suggested);
         let mut lateness = |key: &str, v: u64| sat.ns(&format!("lateness_ns.{key}"), v);
         let lateness_ns = Lateness {
-            p50: lateness("p50", quantile(&a.lateness, 0.5)),
-            p90: lateness("p90", quantile(&a.lateness, 0.9)),
-            p99: lateness("p99", quantile(&a.lateness, 0.99)),
-            p999: lateness("p999", quantile(&a.lateness, 0.999)),
-            max: lateness("max", a.lateness.max()),
+            p50: lateness("p50", shown_quantile(seen.histogram(), 0.5)),
+            p90: lateness("p90", shown_quantile(seen.histogram(), 0.9)),
+            p99: lateness("p99", shown_quantile(seen.histogram(), 0.99)),
+            p999: lateness("p999", shown_quantile(seen.histogram(), 0.999)),
+            max: lateness("max", seen.histogram().max()),
         };
         let coverage = Coverage {
             pairs: a.coverage.pairs,
@@ -384,34 +386,26 @@ fn lines(c: &Counters) -> Lines {
 /// the points that set it; the smallest and above count none). Every
 /// count, the given grace's too, is the simulation's: the tests check each
 /// against a replay.
-fn late_by_grace(a: &Analysis, need: i128, suggested: i128, unit: i64) -> Vec<(String, u64)> {
+fn late_by_grace(
+    a: &Analysis,
+    at_need: u64,
+    need: i128,
+    suggested: i128,
+    unit: i64,
+) -> Vec<(String, u64)> {
     let mut late: Vec<(i128, u64)> = a
         .sims
         .iter()
         .map(|s| (i128::from(s.grace), s.late))
         .collect();
     if need > 0 {
-        late.push((need - i128::from(unit), a.at_need));
+        late.push((need - i128::from(unit), at_need));
     }
     late.extend([(need, 0), (suggested, 0)]);
     late.retain(|(g, _)| *g <= i128::from(i64::MAX));
     late.sort_by_key(|(g, _)| *g);
     late.dedup_by_key(|(g, _)| *g);
     late.into_iter().map(|(g, n)| (go(g as u64), n)).collect()
-}
-
-/// A quantile as reported: the histogram's bucket bound rounded up to
-/// three significant digits (`450.4ms` reads `451ms`), never above the
-/// max: an upper bound at most 1.2 % above the true value.
-fn quantile(h: &super::Histogram, q: f64) -> u64 {
-    let v = h.quantile(q);
-    let digits = v.checked_ilog10().unwrap_or(0);
-    if digits < 3 {
-        return v;
-    }
-    let scale = 10u128.pow(digits - 2);
-    let up = u128::from(v).div_ceil(scale) * scale;
-    u64::try_from(up).unwrap_or(u64::MAX).min(h.max())
 }
 
 /// A series as `network_delays path=… source=… target=…`.
@@ -461,22 +455,4 @@ fn ordered<S: Serializer>(pairs: &[(String, u64)], s: S) -> Result<S::Ok, S::Err
         map.serialize_entry(k, v)?;
     }
     map.end()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_round_up_to_three_digits() {
-        let mut h = super::super::Histogram::default();
-        h.record(450_363_391);
-        h.record(999);
-        h.record(500_000_000);
-        assert_eq!(quantile(&h, 0.01), 999);
-        let mid = quantile(&h, 0.5);
-        assert!((450_363_391..=451_000_000).contains(&mid), "{mid}");
-        assert_eq!(mid % 1_000_000, 0);
-        assert_eq!(quantile(&h, 1.0), 500_000_000);
-    }
 }
