@@ -831,6 +831,12 @@ mod dashboard {
             "B",
             &["time", "rows_service_cached"],
         ),
+        (
+            "Lateness against grace",
+            "A",
+            &["time", "lateness_max", "lateness_p99", "grace"],
+        ),
+        ("Grace headroom", "A", &["time", "min"]),
     ];
 
     /// What the queries showed: failures, and a line for the log.
@@ -1162,7 +1168,12 @@ mod dashboard {
                                         .push(format!("{what}: series, expected none: {result}"));
                                 }
                             }
-                            Ok(result) => check_series(&result, columns, &mut problems, &what),
+                            Ok(result) => {
+                                check_series(&result, columns, &mut problems, &what);
+                                if title == "Grace headroom" {
+                                    check_headroom(&result, output, &mut problems, &what);
+                                }
+                            }
                             Err(e) => problems
                                 .push(format!("{title:?} {ref_id} ({selection}): {e}\n  {q}")),
                         }
@@ -1232,6 +1243,26 @@ mod dashboard {
             .any(|s| s["values"].as_array().is_none_or(Vec::is_empty))
         {
             problems.push(format!("{what}: a series without values"));
+        }
+    }
+
+    /// The headroom stat shows the `grace_headroom_ns` of the program's
+    /// one self-metrics line (a replay writes one), to the nanosecond.
+    fn check_headroom(result: &Value, output: &[u8], problems: &mut Vec<String>, what: &str) {
+        let text = String::from_utf8_lossy(output);
+        let written = text
+            .lines()
+            .filter(|l| l.starts_with("e2e_aggregator "))
+            .find_map(|l| {
+                l.split([' ', ','])
+                    .find_map(|f| f.strip_prefix("grace_headroom_ns="))
+            })
+            .and_then(|v| v.trim_end_matches('i').parse::<i64>().ok());
+        let shown = result["series"][0]["values"][0][1].as_i64();
+        if written.is_none() || shown != written {
+            problems.push(format!(
+                "{what}: shows {shown:?}, the program wrote {written:?}"
+            ));
         }
     }
 
