@@ -60,8 +60,9 @@ pub struct Lateness {
     /// The points whose `M − end + unit` is `need` (when above 0): exactly
     /// those a replay with grace `need − unit` counts late.
     at_need: u64,
-    /// Whether the headroom warning was given.
-    warned: bool,
+    /// The lateness above which a point leaves less than 10 % of the grace
+    /// as headroom (`u64::MAX` once warned).
+    warn_above: u64,
 }
 
 /// One point's lateness, as [`Lateness::note`] saw it.
@@ -98,7 +99,8 @@ impl Lateness {
             interval: Histogram::default(),
             need: 0,
             at_need: 0,
-            warned: false,
+            // lateness · 10 > grace · 9
+            warn_above: (i128::from(grace.max(0)) * 9 / 10) as u64,
         }
     }
 
@@ -106,27 +108,23 @@ impl Lateness {
     /// `newest` is `M` before it (`None` for the first point).
     #[inline]
     pub fn note(&mut self, newest: Option<i64>, ts: i64, end: WindowEnd) -> Noted {
-        let Some(m) = newest else {
-            self.interval.record(0);
-            return Noted {
-                lateness: 0,
-                warn: None,
-            };
-        };
-        let need = i128::from(m) - i128::from(end.0) + i128::from(self.unit);
-        if need > self.need {
-            (self.need, self.at_need) = (need, 1);
-        } else if need == self.need && need > 0 {
-            self.at_need += 1;
+        // i64 arithmetic, saturating: timestamps and window ends lie in
+        // InfluxDB's range, so nothing saturates that a report would show.
+        let m = newest.unwrap_or(ts);
+        let need = i128::from(m.saturating_sub(end.0).saturating_add(self.unit));
+        if newest.is_some() {
+            if need > self.need {
+                (self.need, self.at_need) = (need, 1);
+            } else if need == self.need && need > 0 {
+                self.at_need += 1;
+            }
         }
-        let lateness = (i128::from(m) - i128::from(ts)).clamp(0, i128::from(u64::MAX)) as u64;
+        let lateness = m.saturating_sub(ts).max(0) as u64;
         self.interval.record(lateness);
-        // Headroom below 10 %: grace − lateness < grace / 10.
-        let warn =
-            (!self.warned && i128::from(lateness) * 10 > i128::from(self.grace) * 9).then(|| {
-                self.warned = true;
-                self.suggested_grace()
-            });
+        let warn = (lateness > self.warn_above).then(|| {
+            self.warn_above = u64::MAX;
+            self.suggested_grace()
+        });
         Noted { lateness, warn }
     }
 
