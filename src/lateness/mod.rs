@@ -108,18 +108,18 @@ impl Lateness {
     /// `newest` is `M` before it (`None` for the first point).
     #[inline]
     pub fn note(&mut self, newest: Option<i64>, ts: i64, end: WindowEnd) -> Noted {
-        // i64 arithmetic, saturating: timestamps and window ends lie in
-        // InfluxDB's range, so nothing saturates that a report would show.
+        // In i128: a point near one end of InfluxDB's range against an `M`
+        // near the other is later than i64 holds, and the report says so.
         let m = newest.unwrap_or(ts);
-        let need = i128::from(m.saturating_sub(end.0).saturating_add(self.unit));
         if newest.is_some() {
+            let need = i128::from(m) - i128::from(end.0) + i128::from(self.unit);
             if need > self.need {
                 (self.need, self.at_need) = (need, 1);
             } else if need == self.need && need > 0 {
                 self.at_need += 1;
             }
         }
-        let lateness = m.saturating_sub(ts).max(0) as u64;
+        let lateness = (i128::from(m) - i128::from(ts)).clamp(0, i128::from(u64::MAX)) as u64;
         self.interval.record(lateness);
         let warn = (lateness > self.warn_above).then(|| {
             self.warn_above = u64::MAX;
