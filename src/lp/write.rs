@@ -254,7 +254,7 @@ mod tests {
             let f = match x & 3 {
                 0 => f64::from_bits(x >> 1),
                 1 => f64::from_bits(x),
-                _ => (x >> 11) as f64 / (1u64 << (x >> 3) % 60) as f64,
+                _ => (x >> 11) as f64 / (1u64 << ((x >> 3) % 60)) as f64,
             };
             if f.is_finite() {
                 assert_eq!(written(f), ryu.format_finite(f), "{:#x}", f.to_bits());
