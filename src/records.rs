@@ -259,7 +259,8 @@ impl<'a, 's> DelayVisitor<'a, 's> {
         match self.tags {
             [Some(a), Some(b), Some(c)] => {
                 let start = keys.len();
-                SeriesKey::encode([&a.unescaped(), &b.unescaped(), &c.unescaped()], keys);
+                let parts = [a, b, c];
+                SeriesKey::encode_with(keys, |out, i| parts[i].unescape_into(out));
                 point.key = Some(start..keys.len());
             }
             tags => {

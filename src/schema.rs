@@ -235,6 +235,20 @@ impl SeriesKey {
         }
     }
 
+    /// Appends the encoding of three parts that `write` appends to `out`
+    /// in turn (`write(out, i)` for part `i`): for parts that are
+    /// unescaped on the way in, with no copy of their own.
+    #[inline]
+    pub fn encode_with(out: &mut Vec<u8>, mut write: impl FnMut(&mut Vec<u8>, usize)) {
+        for i in 0..3 {
+            let at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            write(out, i);
+            let len = (out.len() - at - 4) as u32;
+            out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        }
+    }
+
     /// The key of `parts`.
     pub fn new(parts: [&[u8]; 3]) -> SeriesKey {
         let mut out = Vec::with_capacity(12 + parts.iter().map(|p| p.len()).sum::<usize>());

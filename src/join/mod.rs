@@ -290,14 +290,14 @@ impl Join {
         out.extend_from_slice(row.series);
         let mut line = Line::after_series(out);
         for (k, v) in field::ROW.iter().zip(row.values) {
-            line = line.float(k, v);
+            line = line.float_plain_key(k, v);
         }
         if self.settings.age_fields {
             let end = start.end(self.settings.period);
             let age = |from: WindowEnd| (i128::from(end.0) - i128::from(from.0)) as f64 / 1e9;
             line = line
-                .float(field::AGES[0], age(row.reverse_from))
-                .float(field::AGES[1], age(row.service.updated));
+                .float_plain_key(field::AGES[0], age(row.reverse_from))
+                .float_plain_key(field::AGES[1], age(row.service.updated));
         }
         line.finish(start.0 / self.settings.unit);
     }

@@ -59,14 +59,30 @@ impl<'a> Escaped<'a> {
 
     /// The value Telegraf reads: borrowed unless an escape had to be removed.
     pub fn unescaped(&self) -> Cow<'a, [u8]> {
-        let (triggers, escapable): (&[u8], &[u8]) = match self.element {
+        match self.unescaped_rules() {
+            Some(escapable) => Cow::Owned(replace_escapes(self.raw, escapable)),
+            None => Cow::Borrowed(self.raw),
+        }
+    }
+
+    /// Appends [`Escaped::unescaped`] to `out`: no allocation of its own,
+    /// for a caller that copies the value anyway (a series key).
+    pub fn unescape_into(&self, out: &mut Vec<u8>) {
+        match self.unescaped_rules() {
+            Some(escapable) => push_replaced(self.raw, escapable, out),
+            None => out.extend_from_slice(self.raw),
+        }
+    }
+
+    /// The bytes a backslash escapes in this element, when it holds an
+    /// escape to remove; `None` when it is its own value.
+    #[inline]
+    fn unescaped_rules(&self) -> Option<&'static [u8]> {
+        let (triggers, escapable): (&[u8], &'static [u8]) = match self.element {
             Element::Measurement => (b" ,", b" ,"),
             Element::Key => (b" ,=", b" ,=\""),
         };
-        if !self.backslash || !self.raw.iter().any(|b| triggers.contains(b)) {
-            return Cow::Borrowed(self.raw);
-        }
-        Cow::Owned(replace_escapes(self.raw, escapable))
+        (self.backslash && self.raw.iter().any(|b| triggers.contains(b))).then_some(escapable)
     }
 
     /// Whether the unescaped value equals `expected`, without allocating in
@@ -102,6 +118,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// byte after it is looked at afresh (so `\\,` reads as `\` then `,`).
 fn replace_escapes(raw: &[u8], escapable: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(raw.len());
+    push_replaced(raw, escapable, &mut out);
+    out
+}
+
+/// [`replace_escapes`], appended to `out`.
+fn push_replaced(raw: &[u8], escapable: &[u8], out: &mut Vec<u8>) {
     let mut i = 0;
     while i < raw.len() {
         let b = raw[i];
@@ -113,7 +135,6 @@ fn replace_escapes(raw: &[u8], escapable: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
-    out
 }
 
 /// A field value, validated by the parser and converted on demand.
@@ -262,6 +283,23 @@ mod tests {
             &*Escaped::new(br"c\ pu", Element::Measurement).unescaped(),
             b"c pu"
         );
+    }
+
+    #[test]
+    fn unescaping_into_a_buffer_appends_the_unescaped_value() {
+        for (raw, element) in [
+            (&br#"a\"b\ c"#[..], Element::Key),
+            (br#"a\"b"#, Element::Key),
+            (br"two\\ words", Element::Key),
+            (br"c\ pu", Element::Measurement),
+            (br"c\=pu", Element::Measurement),
+            (b"plain", Element::Key),
+        ] {
+            let e = Escaped::new(raw, element);
+            let mut out = b"x".to_vec();
+            e.unescape_into(&mut out);
+            assert_eq!(out[1..], *e.unescaped(), "{}", raw.escape_ascii());
+        }
     }
 
     #[test]
