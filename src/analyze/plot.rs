@@ -102,6 +102,7 @@ fn lateness(report: &Report, area: &Area<'_>) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
         .caption(LATENESS_TITLE, (FONT, 22))
         .margin(15)
+        .margin_right(45)
         .x_label_area_size(45)
         .y_label_area_size(70)
         .build_cartesian_2d((x0..x1).log_scale(), (y0..1.0f64).log_scale())?;
@@ -187,6 +188,7 @@ fn windows(report: &Report, area: &Area<'_>) -> Result<()> {
     let mut chart = ChartBuilder::on(area)
         .caption(WINDOWS_TITLE, (FONT, 22))
         .margin(15)
+        .margin_right(45)
         .x_label_area_size(45)
         .y_label_area_size(70)
         // Room above the bars for the legend.
