@@ -23,10 +23,8 @@ fn main() -> ExitCode {
     match &options.command {
         None => ExitCode::from(run(&options).status()),
         Some(Command::Flush) => ExitCode::from(flush(&options).status()),
-        Some(Command::Analyze { file, format }) => ExitCode::from(e2e_aggregator::analyze::run(
-            &options,
-            file.as_deref(),
-            *format,
-        )),
+        Some(Command::Analyze { file, format, plot }) => ExitCode::from(
+            e2e_aggregator::analyze::run(&options, file.as_deref(), *format, plot.as_deref()),
+        ),
     }
 }

@@ -987,3 +987,107 @@ fn lateness_and_counts_equal_a_brute_force_count() {
     assert!(checked.len() >= 5, "only {checked:?}");
     assert!(checked.iter().any(|c| c == "realistic"), "{checked:?}");
 }
+
+/// Runs `analyze --plot` on `input` and returns the SVG and the JSON
+/// report of the same run.
+fn plot(dir: &tempfile::TempDir, input: &Path, extra: &[&str]) -> (String, Value) {
+    let svg = dir.path().join("plot.svg");
+    let report = analyze(
+        input,
+        &[],
+        &[&["--plot", svg.to_str().unwrap()], extra].concat(),
+    );
+    (fs::read_to_string(&svg).unwrap(), report)
+}
+
+/// The texts of an SVG, after checking it is well-formed XML.
+fn svg_texts(name: &str, svg: &str) -> Vec<String> {
+    let doc = roxmltree::Document::parse(svg).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(doc.root_element().tag_name().name(), "svg", "{name}");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .map(|n| n.text().unwrap_or("").trim().to_string())
+        .collect()
+}
+
+/// The plot holds both charts, the given and the suggested grace with
+/// their values, and one stacked series per reason that occurred.
+fn check_plot(name: &str, svg: &str, report: &Value) {
+    let texts = svg_texts(name, svg);
+    let has = |t: &str| texts.iter().any(|x| x.contains(t));
+    for title in [
+        "Lateness: fraction of delay points later than x",
+        "Forward pairs per window: rows written and missing rows by reason",
+    ] {
+        assert!(has(title), "{name}: no title {title:?} in {texts:?}");
+    }
+    let given = report["options"]["grace"].as_str().unwrap();
+    let suggested = report["suggested_grace"].as_str().unwrap();
+    assert!(has(&format!("given grace {given}")), "{name}: {texts:?}");
+    assert!(
+        has(&format!("suggested grace {suggested}")),
+        "{name}: {texts:?}"
+    );
+    assert!(
+        has(&format!("rows written ({})", n(report, "/coverage/rows"))),
+        "{name}: {texts:?}"
+    );
+    let reasons = [
+        ("no_service", "no service for the target SFR"),
+        ("no_reverse", "no reverse series"),
+        ("null_delay_reverse", "delay_reverse is null"),
+    ];
+    for (key, text) in reasons {
+        let count = n(report, &format!("/coverage/{key}"));
+        let label = format!("no row: {text} ({count})");
+        assert_eq!(has(&label), count > 0, "{name}: {label:?} in {texts:?}");
+    }
+    // Bars were drawn: one rectangle per window and layer at least.
+    assert!(svg.matches("<rect").count() > 10, "{name}");
+}
+
+#[test]
+fn the_plot_holds_both_charts_the_graces_and_the_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = golden().join("realistic/input.lp");
+    let (svg, report) = plot(&dir, &shipped, &[]);
+    check_plot("shipped", &svg, &report);
+    // docs/analyze.md shows this picture: it must be what the program
+    // draws now (UPDATE_GOLDEN=1 regenerates it).
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/img/analyze-plot.svg");
+    let shown = svg.replace(
+        &*shipped.to_string_lossy(),
+        "testdata/golden/realistic/input.lp",
+    );
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        fs::write(&committed, &shown).unwrap();
+    }
+    assert!(
+        fs::read_to_string(&committed).ok().as_deref() == Some(&*shown),
+        "docs/img/analyze-plot.svg is not what `analyze --plot` draws now: \
+         UPDATE_GOLDEN=1 cargo test --test analyze the_plot, then read the diff"
+    );
+    let heavy = write_temp(&dir, "heavy.lp", &disordered(1, 12, 300, 2_000.0, 1));
+    let (svg, report) = plot(&dir, &heavy, &["--grace", "5s"]);
+    assert!(n(&report, "/late") > 0);
+    check_plot("heavy", &svg, &report);
+    fs::copy(
+        dir.path().join("plot.svg"),
+        std::env::temp_dir().join("plot-heavy.svg"),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_unwritable_plot_path_is_an_error_naming_it() {
+    let input = golden().join("realistic/input.lp");
+    let out = Command::new(BIN)
+        .args(["analyze", "--plot", "/nonexistent/dir/plot.svg"])
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("/nonexistent/dir/plot.svg"), "{stderr}");
+}

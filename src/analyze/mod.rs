@@ -16,7 +16,9 @@
 //!   [`DISTINCT_CAP`] each, reported as "at least" past it;
 //! - windows without a row per forward series for up to
 //!   [`MISSING_TRACKED`] series; pairs of later ones still count in the
-//!   totals.
+//!   totals;
+//! - pairs and their outcomes per window for the plot, in at most
+//!   [`MAX_BUCKETS`] buckets of whole windows (see [`Windows`]).
 //!
 //! Late counts for other graces are simulated per grace from the points
 //! the engine did not skip, with the engine's closing rule
@@ -24,6 +26,7 @@
 //! non-skipped timestamp whatever its grace, since a late point is always
 //! behind it.
 
+mod plot;
 mod report;
 
 use std::hash::BuildHasher;
@@ -70,9 +73,18 @@ pub const MISSING_TRACKED: usize = 10_000;
 /// Forward series printed with their windows without a row.
 pub const MISSING_SHOWN: usize = 10;
 
+/// Buckets of windows kept for the plot's rows per window (see [`Windows`]).
+pub const MAX_BUCKETS: usize = 512;
+
 /// Runs `analyze`: reads FILE (stdin when `None`), prints the report on
-/// stdout. Returns the exit status.
-pub fn run(options: &Options, file: Option<&Path>, format: ReportFormat) -> u8 {
+/// stdout and, with `plot`, draws it as SVG there. Returns the exit status:
+/// 1 when the report or the plot cannot be written.
+pub fn run(
+    options: &Options,
+    file: Option<&Path>,
+    format: ReportFormat,
+    plot: Option<&Path>,
+) -> u8 {
     if let Some(path) = file {
         // The reader thread reads stdin: make the file stdin, so the
         // recording is read exactly as a replay reads it.
@@ -103,6 +115,13 @@ pub fn run(options: &Options, file: Option<&Path>, format: ReportFormat) -> u8 {
         ReportFormat::Text => report.text(),
         ReportFormat::Json => report.json() + "\n",
     };
+    if let Some(path) = plot {
+        let svg = plot::svg(&report);
+        if let Err(e) = std::fs::write(path, svg) {
+            log::error!("cannot write the plot {}: {e}", path.display());
+            return 1;
+        }
+    }
     use std::io::Write;
     match io::stdout().lock().write_all(text.as_bytes()) {
         Ok(()) => 0,
@@ -148,6 +167,7 @@ pub struct Analysis {
     sims: Vec<Sim>,
     distinct: Distinct,
     coverage: Coverage,
+    windows: Windows,
 }
 
 impl Analysis {
@@ -165,6 +185,7 @@ impl Analysis {
             sims: graces.into_iter().map(Sim::new).collect(),
             distinct: Distinct::default(),
             coverage: Coverage::default(),
+            windows: Windows::default(),
         }
     }
 }
@@ -191,8 +212,9 @@ impl Observer for Analysis {
         }
     }
 
-    fn joined(&mut self, _: WindowStart, series: &NetworkSeries<'_>, verdict: Result<(), NoRow>) {
+    fn joined(&mut self, w: WindowStart, series: &NetworkSeries<'_>, verdict: Result<(), NoRow>) {
         self.coverage.note(series, verdict);
+        self.windows.note(w, verdict, self.period);
     }
 }
 
@@ -400,9 +422,70 @@ impl Coverage {
     }
 }
 
+/// Forward pairs per window, with a row or by reason, for the plot. Bounded
+/// by bucketing, not by truncation: a bucket holds `width` consecutive
+/// windows (aligned on the epoch), `width` a power of two that starts at
+/// one; when more than [`MAX_BUCKETS`] buckets hold pairs, `width` doubles
+/// and neighbours merge. So a recording of any length gives at most
+/// [`MAX_BUCKETS`] buckets, and one of up to [`MAX_BUCKETS`] windows one
+/// bucket per window; every pair is counted, the sums equal the coverage.
+#[derive(Debug, Default)]
+struct Windows {
+    /// Windows per bucket, a power of two (0 before the first pair).
+    width: i64,
+    /// Bucket index (window start / (period × width)) → rows, then the
+    /// pairs without a row by [`NoRow::index`].
+    buckets: std::collections::BTreeMap<i64, [u64; 1 + NoRow::KINDS]>,
+}
+
+impl Windows {
+    fn note(&mut self, w: WindowStart, verdict: Result<(), NoRow>, period: i64) {
+        self.width = self.width.max(1);
+        let slot = match verdict {
+            Ok(()) => 0,
+            Err(reason) => 1 + reason.index(),
+        };
+        let key = w.0.div_euclid(period.saturating_mul(self.width));
+        self.buckets.entry(key).or_default()[slot] += 1;
+        while self.buckets.len() > MAX_BUCKETS {
+            self.width *= 2;
+            let old = std::mem::take(&mut self.buckets);
+            for (k, counts) in old {
+                let merged = self.buckets.entry(k.div_euclid(2)).or_default();
+                for (m, c) in merged.iter_mut().zip(counts) {
+                    *m += c;
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_merge_into_a_bounded_series_that_keeps_every_pair() {
+        const P: i64 = 5;
+        let mut w = Windows::default();
+        let n = 3 * MAX_BUCKETS as i64 + 7;
+        for i in 0..n {
+            w.note(WindowStart(i * P), Ok(()), P);
+            w.note(WindowStart(i * P), Err(NoRow::NoReverse), P);
+        }
+        assert!(w.buckets.len() <= MAX_BUCKETS);
+        // 1,543 windows: 4 per bucket gives 386 buckets.
+        assert_eq!(w.width, 4);
+        let rows: u64 = w.buckets.values().map(|c| c[0]).sum();
+        let no_reverse: u64 = w.buckets.values().map(|c| c[1 + 1]).sum();
+        assert_eq!((rows, no_reverse), (n as u64, n as u64));
+        // A short recording keeps one bucket per window.
+        let mut short = Windows::default();
+        for i in 0..10 {
+            short.note(WindowStart(i * P), Ok(()), P);
+        }
+        assert_eq!((short.width, short.buckets.len()), (1, 10));
+    }
 
     #[test]
     fn a_sim_closes_as_the_engine_does() {

@@ -188,6 +188,9 @@ enum Sub {
         /// Report format.
         #[arg(long, value_enum, default_value = "text")]
         format: ReportFormat,
+        /// Also draw the report as SVG in FILE: the lateness distribution with the given and suggested grace, and rows per window with the missing rows by reason.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
         #[command(flatten)]
         reading: Reading,
     },
@@ -216,9 +219,10 @@ impl From<Cli> for Options {
             Some(Sub::Analyze {
                 file,
                 format,
+                plot,
                 reading,
             }) => (
-                Some(Command::Analyze { file, format }),
+                Some(Command::Analyze { file, format, plot }),
                 reading,
                 Processing::defaults(),
             ),

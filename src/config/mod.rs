@@ -60,6 +60,8 @@ pub enum Command {
         file: Option<PathBuf>,
         /// Report format.
         format: ReportFormat,
+        /// `--plot`: where to draw the report as SVG.
+        plot: Option<PathBuf>,
     },
 }
 
@@ -259,7 +261,8 @@ mod tests {
             o.command,
             Some(Command::Analyze {
                 file: Some("rec.lp".into()),
-                format: ReportFormat::Text
+                format: ReportFormat::Text,
+                plot: None,
             })
         );
         assert_eq!(o.grace.as_nanos(), 2_000_000_000);

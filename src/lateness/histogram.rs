@@ -59,6 +59,22 @@ impl Histogram {
         self.max
     }
 
+    /// The complementary CDF at the bucket bounds: for each bucket that
+    /// holds values, in order, its upper bound (never above the maximum)
+    /// and how many values lie above it. Exact at those bounds: every value
+    /// of a bucket is at most its bound, every value of a later one above.
+    pub fn above(&self) -> Vec<(u64, u64)> {
+        let mut seen = 0;
+        let mut out = Vec::new();
+        for (i, &c) in self.counts.iter().enumerate() {
+            if c > 0 {
+                seen += c;
+                out.push((upper(i).min(self.max), self.total - seen));
+            }
+        }
+        out
+    }
+
     /// The value at quantile `q` (0 < q ≤ 1): the smallest bucket that holds
     /// the ⌈q·n⌉-th smallest value, given as its upper bound (never above
     /// the maximum), so that the true quantile is at most 0.2 % lower.

@@ -10,6 +10,8 @@ use serde::Serialize;
 
 mod text;
 
+pub(crate) use text::reason_text;
+
 use super::Analysis;
 use crate::config::Options;
 use crate::duration::Duration;
@@ -59,6 +61,38 @@ pub struct Report {
     pub bounds_reached: Vec<&'static str>,
     /// Keys whose true value exceeds int64 and that hold `i64::MAX`.
     pub saturated: Vec<String>,
+    /// What `--plot` draws (not in the JSON).
+    #[serde(skip)]
+    pub curves: Curves,
+}
+
+/// The figures `--plot` draws, from the same [`Analysis`] as the rest of
+/// the report.
+#[derive(Debug, Default)]
+pub struct Curves {
+    /// `--period` in ns.
+    pub period_ns: i64,
+    /// `--grace` in ns.
+    pub grace_ns: i64,
+    /// The lateness histogram's complementary CDF: for each bucket bound
+    /// (ns), the delay points later than it ([`super::Histogram::above`]).
+    pub later_than: Vec<(u64, u64)>,
+    /// Length of one bucket of [`Curves::windows`], ns: a whole number of
+    /// periods (see `Windows` in the analysis).
+    pub bucket_ns: i64,
+    /// Forward pairs per bucket of windows, in time order.
+    pub windows: Vec<WindowCounts>,
+}
+
+/// The forward pairs of one bucket of windows.
+#[derive(Debug)]
+pub struct WindowCounts {
+    /// Start of the bucket's first window, ns.
+    pub start_ns: i64,
+    /// Pairs with a row.
+    pub rows: u64,
+    /// Pairs without, by reason.
+    pub without: ByReason,
 }
 
 /// Integers for the JSON: a value above int64 becomes `i64::MAX`, and its
@@ -358,12 +392,41 @@ impl Report {
             missing_rows,
             bounds_reached,
             saturated: sat.0,
+            curves: curves(a, seen.histogram(), options),
         }
     }
 
     /// One JSON object.
     pub fn json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+}
+
+/// What `--plot` draws.
+fn curves(a: &Analysis, lateness: &crate::lateness::Histogram, options: &Options) -> Curves {
+    let bucket_ns = options
+        .period
+        .as_nanos_i64()
+        .saturating_mul(a.windows.width.max(1));
+    Curves {
+        period_ns: options.period.as_nanos_i64(),
+        grace_ns: options.grace.as_nanos_i64(),
+        later_than: lateness.above(),
+        bucket_ns,
+        windows: a
+            .windows
+            .buckets
+            .iter()
+            .map(|(k, c)| {
+                let mut without = [0; NoRow::KINDS];
+                without.copy_from_slice(&c[1..]);
+                WindowCounts {
+                    start_ns: k.saturating_mul(bucket_ns),
+                    rows: c[0],
+                    without: ByReason(without),
+                }
+            })
+            .collect(),
     }
 }
 

@@ -231,7 +231,7 @@ impl Text {
 }
 
 /// A reason as the text report says it.
-fn reason_text(name: &str) -> String {
+pub(crate) fn reason_text(name: &str) -> String {
     match name {
         "no_service" => "no service for the target SFR".into(),
         "no_reverse" => "no reverse series".into(),
