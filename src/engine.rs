@@ -252,14 +252,15 @@ impl<O: Observer> Engine<O> {
     }
 
     /// Appends the self-metrics line, stamped `timestamp_ns` (written in
-    /// the input precision).
-    /// The lateness figures of the points since the last self-metrics
-    /// line start over.
+    /// the input precision), with the state sizes now and the lateness of
+    /// the points since the last line, which then starts over.
     pub fn write_stats(&mut self, timestamp_ns: i64) {
         let ts = timestamp_ns.div_euclid(self.settings.unit);
         let gauges = Gauges {
+            open_series: self.windows.pairs(),
+            cache_entries: self.join.len(),
+            grace: self.settings.grace,
             lateness: self.lateness.take_interval(),
-            ..self.gauges()
         };
         self.counters
             .write(&mut self.out, &self.settings.stats_measurement, gauges, ts);
@@ -288,16 +289,6 @@ impl<O: Observer> Engine<O> {
     /// The counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
-    }
-
-    /// The state sizes.
-    pub fn gauges(&self) -> Gauges {
-        Gauges {
-            open_series: self.windows.pairs(),
-            cache_entries: self.join.len(),
-            grace: self.settings.grace,
-            lateness: self.lateness.interval(),
-        }
     }
 
     /// Warnings held back by rate limits and not yet announced.

@@ -131,21 +131,18 @@ impl Lateness {
     /// The lateness of the points since the last call (or start), `None`
     /// if there were none; starts the next interval.
     pub fn take_interval(&mut self) -> Option<Interval> {
-        let figures = self.interval()?;
-        self.interval = Histogram::default();
-        Some(figures)
-    }
-
-    /// The lateness of the points of the current interval, `None` if
-    /// there were none.
-    pub fn interval(&self) -> Option<Interval> {
         let h = &self.interval;
-        (!h.is_empty()).then(|| Interval {
+        if h.is_empty() {
+            return None;
+        }
+        let figures = Interval {
             max: h.max(),
             p99: shown_quantile(h, 0.99),
             p999: shown_quantile(h, 0.999),
             headroom: i128::from(self.grace) - i128::from(h.max()),
-        })
+        };
+        self.interval = Histogram::default();
+        Some(figures)
     }
 
     /// The histogram of the current interval (a whole replay's, unless an
