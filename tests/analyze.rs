@@ -24,6 +24,17 @@ fn golden() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden")
 }
 
+/// The golden cases' directories, in name order.
+fn golden_cases() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(golden())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 /// A golden case's arguments.
 fn case_args(dir: &Path) -> Vec<String> {
     fs::read_to_string(dir.join("args"))
@@ -237,12 +248,7 @@ fn agree(name: &str, input: &Path, args: &[String]) -> Value {
 
 #[test]
 fn every_golden_case_agrees_with_its_replays() {
-    let mut dirs: Vec<PathBuf> = fs::read_dir(golden())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = golden_cases();
     let mut checked = 0;
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
@@ -847,12 +853,7 @@ fn clean_points(input: &str) -> Option<Vec<Point>> {
 fn lateness_and_counts_equal_a_brute_force_count() {
     use std::collections::{BTreeMap, BTreeSet};
     let mut checked = Vec::new();
-    let mut dirs: Vec<PathBuf> = fs::read_dir(golden())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
+    let dirs = golden_cases();
     for dir in &dirs {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let input = dir.join("input.lp");
