@@ -273,6 +273,18 @@ fn plain_element() -> impl Strategy<Value = String> {
     prop::collection::vec(part, 1..5).prop_map(|p| p.concat())
 }
 
+/// Tag keys and values as `src/lp/plain.rs` reads them: plain parts and
+/// escapes, good and bad (of a structural byte, of a backslash, of a
+/// control byte, at the end), and a bare quote, which it leaves to the
+/// grammar.
+fn tag_element() -> impl Strategy<Value = String> {
+    let escape = select(vec![
+        "\\ ", "\\,", "\\=", "\\\"", "\\\\", "\\\\ ", "\\x", "\\\t", "\\", "\"",
+    ]);
+    let part = prop_oneof![3 => plain_element(), 1 => escape.prop_map(str::to_owned)];
+    prop::collection::vec(part, 1..4).prop_map(|p| p.concat())
+}
+
 /// Plain field values: numbers and booleans, good and bad.
 fn plain_value() -> impl Strategy<Value = String> {
     prop_oneof![
@@ -284,7 +296,7 @@ fn plain_value() -> impl Strategy<Value = String> {
 
 /// A plain line: what Telegraf writes, but for what its parts choose.
 fn plain_line() -> impl Strategy<Value = String> {
-    let tags = prop::collection::vec((plain_element(), plain_element()), 0..5);
+    let tags = prop::collection::vec((tag_element(), tag_element()), 0..5);
     let fields = prop::collection::vec((plain_element(), plain_value()), 1..8);
     let spaces = select(vec![" ", " ", " ", "  ", ""]);
     (

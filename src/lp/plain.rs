@@ -1,49 +1,73 @@
 //! Fast path for a plain point that is only validated (a line passed
 //! through, not reported to the visitor): the rest of the line after the
-//! measurement holds no backslash and no quote (nearly every line Telegraf
-//! writes), ends with a line feed, and has its sections separated by single
-//! bytes: spaces, commas and `=`.
+//! measurement holds no quote, and no backslash but in a tag key or value
+//! (nearly every line Telegraf writes), ends with a line feed, and has its
+//! sections separated by single bytes: spaces, commas and `=`.
 //!
 //! One pass builds a bit mask of the line's structural bytes (space, comma,
-//! `=`, backslash, quote and the control bytes TAB..CR), sixteen bytes a
-//! step with SSE2, and walks it: each element is the span between two set
-//! bits, found with a `trailing_zeros`, not byte by byte. Numbers and the
-//! timestamp are checked by the grammar's own leaf fast paths. On any line
-//! that is not plain, or not valid, it gives up and [`super::grammar`]'s
-//! `scan_point` reads on from the measurement's end. Proven equivalent by
-//! `tests/lp_differential.rs` and the `differential` fuzz target, which
-//! compare it (as part of [`super::Path::Fast`]) with the general grammar.
+//! `=`, backslash, quote and the control bytes TAB..CR, the line feed among
+//! them), sixteen bytes a step with SSE2, and walks it: each element is the
+//! span between two set bits, found with a `trailing_zeros`, not byte by
+//! byte, and the line's end is the first line feed the walk meets, with no
+//! search for it first. Numbers and the timestamp are checked by the
+//! grammar's own leaf fast paths. On any line that is not plain, or not
+//! valid, it gives up and [`super::grammar`]'s `scan_point` reads on from
+//! the measurement's end. Proven equivalent by `tests/lp_differential.rs`
+//! and the `differential` fuzz target, which compare it (as part of
+//! [`super::Path::Fast`]) with the general grammar.
+//!
+//! A point whose parts are wanted (a delay point) is read by the grammar's
+//! fast path instead: a walk like this one that kept the parts' spans and
+//! reported them once the line was validated cost about 4 % more
+//! instructions on delay lines, whose elements are short
+//! (`docs/performance.md`).
 
 use super::grammar::{scan_number, scan_timestamp};
+
+/// What follows a plain record, its line ending's length and its
+/// timestamp.
+type Read<'a> = (&'a [u8], usize, Option<i64>);
 
 /// Validates the plain point at the start of `i` from the end of its
 /// measurement at `p` to its line feed, as the grammar would. Returns what
 /// follows the record, its line ending's length and its timestamp, or
-/// `None` to have the grammar read on from `p`.
-#[inline(always)]
-pub(super) fn rest(i: &[u8], p: usize) -> Option<(&[u8], usize, Option<i64>)> {
-    let nl = p + memchr::memchr(b'\n', &i[p..])?;
-    let (len, ending) = match nl.checked_sub(1) {
-        Some(cr) if i[cr] == b'\r' => (cr, 2),
-        _ => (nl, 1),
-    };
-    let mut s = Structural::new(i, len, p);
-    let ts = validate(&i[..len], &mut s, p)?;
-    Some((&i[nl + 1..], ending, ts))
+/// `None` to have the grammar read on from `p`. The line's end is a
+/// structural byte like any other (LF, or CR before LF).
+///
+/// Not inlined: kept out of the record parser, the pass-through path and
+/// the delay points' path no longer share one function's registers and
+/// layout, and each costs fewer instructions (`docs/performance.md`).
+#[inline(never)]
+pub(super) fn rest(i: &[u8], p: usize) -> Option<Read<'_>> {
+    let mut s = Structural::new(i, p);
+    let (end, ts) = validate(i, &mut s, p)?;
+    match (i.get(end), i.get(end + 1)) {
+        (Some(b'\n'), _) => Some((&i[end + 1..], 1, ts)),
+        (Some(b'\r'), Some(b'\n')) => Some((&i[end + 2..], 2, ts)),
+        _ => None,
+    }
 }
 
-/// Validates the point `line` from the end of its measurement at `p`
-/// (`s` past it) and returns its timestamp; `None` where
-/// the grammar must decide.
+/// Whether `b` ends a line: its line feed, or a CR (which must come before
+/// one).
 #[inline(always)]
-fn validate(line: &[u8], s: &mut Structural<'_>, mut p: usize) -> Option<Option<i64>> {
+fn is_end(b: Option<&u8>) -> bool {
+    matches!(b, Some(b'\n' | b'\r'))
+}
+
+/// Validates the point at the start of `line` (the input from its start)
+/// from the end of its measurement at `p` (`s` past it) and returns where
+/// its line ending starts and its timestamp; `None` where the grammar must
+/// decide.
+#[inline(always)]
+fn validate(line: &[u8], s: &mut Structural<'_>, mut p: usize) -> Option<(usize, Option<i64>)> {
     let len = line.len();
     while line.get(p) == Some(&b',') {
-        let k = s.next();
+        let k = tag_part(line, s)?;
         if k == p + 1 || line.get(k) != Some(&b'=') {
             return None;
         }
-        let e = s.next();
+        let e = tag_part(line, s)?;
         if e == k + 1 || !matches!(line.get(e), Some(b',' | b' ')) {
             return None;
         }
@@ -85,8 +109,9 @@ fn validate(line: &[u8], s: &mut Structural<'_>, mut p: usize) -> Option<Option<
                 start = q + 1;
                 q = s.next();
             }
-            Some(b' ') | None => break,
-            Some(_) => return None,
+            Some(b' ') => break,
+            end if is_end(end) => return Some((q, None)),
+            _ => return None,
         }
     }
     // Then: spaces, a timestamp, spaces, in plain bytes.
@@ -97,14 +122,38 @@ fn validate(line: &[u8], s: &mut Structural<'_>, mut p: usize) -> Option<Option<
         r
     };
     let r = spaces(q);
-    if r == len {
-        return Some(None);
+    if is_end(line.get(r)) {
+        return Some((r, None));
     }
-    if r == q || !matches!(line[r], b'-' | b'0'..=b'9') {
+    if !matches!(line.get(r), Some(b'-' | b'0'..=b'9')) {
         return None;
     }
     let (rest, ts) = scan_timestamp(&line[r..])?;
-    (spaces(len - rest.len()) == len).then_some(Some(ts))
+    let e = spaces(len - rest.len());
+    is_end(line.get(e)).then_some((e, Some(ts)))
+}
+
+/// The end of a tag key or value whose first byte follows the last
+/// structural byte taken from `s`. A backslash escapes the byte after it,
+/// any but TAB..CR, as in the grammar's tag rule: `\\` is one backslash,
+/// and the second starts the next escape.
+#[inline(always)]
+fn tag_part(line: &[u8], s: &mut Structural<'_>) -> Option<usize> {
+    loop {
+        let q = s.next();
+        if line.get(q) != Some(&b'\\') {
+            return Some(q);
+        }
+        match line.get(q + 1)? {
+            b'\t'..=b'\r' => return None,
+            // A structural byte escaped is plain: skip its bit.
+            b' ' | b',' | b'=' | b'"' => {
+                s.next();
+            }
+            // A backslash's bit is the next one taken; any other byte has none.
+            _ => {}
+        }
+    }
 }
 
 /// Whether `text` is a boolean in one of the grammar's ten forms.
@@ -116,13 +165,11 @@ fn is_boolean(text: &[u8]) -> bool {
     )
 }
 
-/// The structural bytes of a line, in order: a 64-byte block's bit mask
-/// at a time.
+/// The structural bytes of the input from a line's start, in order: a
+/// 64-byte block's bit mask at a time, computed as the walk reaches it.
 struct Structural<'a> {
     /// The input from the line's start: loads may run past the line.
     buf: &'a [u8],
-    /// The line's length: past it, `next` answers `len`.
-    len: usize,
     /// Where the current block starts.
     base: usize,
     /// Its structural bytes not yet taken.
@@ -130,28 +177,27 @@ struct Structural<'a> {
 }
 
 impl<'a> Structural<'a> {
-    /// The structural bytes after `from` of the line `buf[..len]`.
+    /// The structural bytes of `buf` after `from`.
     #[inline(always)]
-    fn new(buf: &'a [u8], len: usize, from: usize) -> Self {
+    fn new(buf: &'a [u8], from: usize) -> Self {
         Structural {
             buf,
-            len,
             base: from,
             mask: block(buf, from) & !1,
         }
     }
 
-    /// The next structural byte's position, or the line's length.
+    /// The next structural byte's position, or the input's length.
     #[inline(always)]
     fn next(&mut self) -> usize {
         loop {
             if self.mask != 0 {
                 let at = self.base + self.mask.trailing_zeros() as usize;
                 self.mask &= self.mask - 1;
-                return at.min(self.len);
+                return at.min(self.buf.len());
             }
-            if self.base + 64 >= self.len {
-                return self.len;
+            if self.base + 64 >= self.buf.len() {
+                return self.buf.len();
             }
             self.base += 64;
             self.mask = block(self.buf, self.base);
@@ -246,10 +292,30 @@ mod tests {
         assert_eq!(read("m\\ x f=1\n", 4), Some((0, 1, None)));
         assert_eq!(read("m f=1", 1), None, "no line feed yet");
         assert_eq!(read("m f=\"s\"\n", 1), None);
-        assert_eq!(read("m,t=a\\ b f=1\n", 1), None);
         assert_eq!(read("m f=1\t2\n", 1), None);
         assert_eq!(read("m f=tr\n", 1), None);
         assert_eq!(read("m f=1 2 3\n", 1), None);
         assert_eq!(read("m\n", 1), None);
+    }
+
+    #[test]
+    fn escapes_in_tags_are_read_and_line_ends_found_by_the_walk() {
+        let read = |s: &str, p: usize| rest(s.as_bytes(), p).map(|(r, e, ts)| (r.len(), e, ts));
+        // Escaped structural bytes in a tag key and value; `\\ ` is an
+        // escaped backslash's successor read afresh: an escaped space.
+        assert_eq!(read("m,a\\=b=c\\,d\\ e f=1 5\nx", 1), Some((1, 1, Some(5))));
+        assert_eq!(read("m,t=a\\\\ b f=1\n", 1), Some((0, 1, None)));
+        assert_eq!(read("m,t=a\\\"b f=1\n", 1), Some((0, 1, None)));
+        assert_eq!(read("m,t=a\\x f=1\n", 1), Some((0, 1, None)));
+        // An escape of a control byte, a bare quote, an escape in a field key.
+        assert_eq!(read("m,t=a\\\tb f=1\n", 1), None);
+        assert_eq!(read("m,t=a\"b f=1\n", 1), None);
+        assert_eq!(read("m f\\ g=1\n", 1), None);
+        // Line ends: CR LF, a bare CR, the end of the input.
+        assert_eq!(read("m f=1\r\n", 1), Some((0, 2, None)));
+        assert_eq!(read("m f=1 7 \r\n", 1), Some((0, 2, Some(7))));
+        assert_eq!(read("m f=1\rx\n", 1), None);
+        assert_eq!(read("m f=1 7", 1), None);
+        assert_eq!(read("m,t=v f=1", 1), None);
     }
 }
