@@ -288,14 +288,14 @@ fn scan_record<'a, V: Visitor<'a>>(input: &'a [u8], v: &mut V) -> Res<'a, Shape>
 fn scan_point<'a, V: Visitor<'a>>(i: &'a [u8], v: &mut V) -> Res<'a, Shape> {
     let (rest, name) = measurement::<true>(i)?;
     let wanted = v.measurement(name);
-    // A plain line goes the plain way, its parts reported only if wanted.
-    let p = i.len() - rest.len();
-    let plain = if wanted { None } else { plain::rest(i, p) };
-    if let Some((after, ending, ts)) = plain {
-        if let Some(ts) = ts {
-            v.timestamp(ts);
+    // A line only validated, not reported, goes the plain way if it can.
+    if !wanted {
+        if let Some((after, ending, ts)) = plain::rest(i, i.len() - rest.len()) {
+            if let Some(ts) = ts {
+                v.timestamp(ts);
+            }
+            return Ok((after, (RecordKind::Point, 1, ending)));
         }
-        return Ok((after, (RecordKind::Point, 1, ending)));
     }
     scan_point_after(rest, wanted, v)
 }
