@@ -8,8 +8,8 @@
 //! - **in production**, [`parse_record`] reads through the hand-written
 //!   fast paths: `scan_record` in [`grammar`], a plain loop over the
 //!   record's sections, the table-driven leaf scans of `scan.rs`, and
-//!   before them all `plain.rs`, one bit-mask pass over a line with no
-//!   backslash and no quote;
+//!   before them all `plain.rs`, one bit-mask pass over a line passed
+//!   through that holds no quote and no backslash outside its tags;
 //! - **the reference** is the nom grammar in [`grammar`], whose productions
 //!   the fast paths stand beside and fall back to on anything unusual.
 //!   [`parse_record_with`]`(`[`Path::General`]`, ..)` runs it alone; the
