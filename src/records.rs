@@ -239,6 +239,7 @@ impl<'a, 's> DelayVisitor<'a, 's> {
     }
 
     /// Decodes the point: its key into `keys`, its numbers.
+    #[inline(never)]
     fn finish(self, kind: Kind, keys: &mut Vec<u8>) -> DelayPoint {
         let mut point = DelayPoint {
             kind,
