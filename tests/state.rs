@@ -415,7 +415,7 @@ fn row_keys(out: &[u8]) -> BTreeMap<String, usize> {
 }
 
 #[test]
-fn live_sigkill_after_a_periodic_save_loses_nothing_and_repeats_only_copies() {
+fn live_sigkill_after_a_periodic_save_loses_nothing_and_repeats_nothing() {
     let input = recent_workload();
     let flags = ["--period", "2s", "--grace", "4s", "--idle", "1h"];
     let ts = timestamps(&input);
