@@ -292,13 +292,114 @@ impl Report {
         let suggested = super::suggested_grace(need, options.period.as_nanos_i64());
         let unit = options.precision.nanos();
         let late_by_grace = late_by_grace(a, seen.at_smallest_grace(), need, suggested, unit);
-        let span = match (a.oldest, a.newest) {
+        let event_time = EventTime::new(a, seen.histogram().len(), &mut sat);
+        let worst_series = Worst::top(a, options, &mut sat);
+        let smallest_grace_ns = sat.ns("smallest_grace_ns", need);
+        let suggested_grace_ns = sat.ns("suggested_grace_ns", suggested);
+        let lateness_ns = Lateness::new(seen.histogram(), &mut sat);
+        Report {
+            source: source.into(),
+            options: Given::new(options),
+            lines: lines(c),
+            event_time,
+            series: SeriesCounts::new(a),
+            rows_written: c.rows_written,
+            late: c.late,
+            late_by_grace,
+            lateness_ns,
+            worst_series,
+            smallest_grace_ns,
+            smallest_grace: at_least(need),
+            suggested_grace_ns,
+            // Past the largest Go duration the suggestion is that duration
+            // (less margin than the rule, still a grace to use), unless
+            // even the smallest lies beyond it.
+            suggested_grace: if need > i128::from(i64::MAX) {
+                at_least(need)
+            } else {
+                go(suggested_grace_ns)
+            },
+            coverage: Coverage {
+                pairs: a.coverage.pairs,
+                rows: a.coverage.rows,
+                without: ByReason(a.coverage.reasons),
+            },
+            missing_rows: Missing::top(a),
+            bounds_reached: bounds_reached(a),
+            saturated: sat.0,
+            curves: curves(a, seen.histogram(), options),
+        }
+    }
+
+    /// One JSON object.
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+}
+
+impl Given {
+    fn new(options: &Options) -> Given {
+        Given {
+            period: options.period.to_string(),
+            grace: options.grace.to_string(),
+            precision: format!("{:?}", options.precision).to_lowercase(),
+            cache_ttl: options.cache_ttl.map(|d| d.to_string()),
+            max_series: options.max_series,
+        }
+    }
+}
+
+impl EventTime {
+    /// The span of the `points` delay points' event times.
+    fn new(a: &Analysis, points: u64, sat: &mut Saturate) -> EventTime {
+        let span_ns = match (a.oldest, a.newest) {
             (Some(o), Some(n)) => sat.ns("event_time.span_ns", i128::from(n) - i128::from(o)),
             _ => 0,
         };
-        let points = seen.histogram().len();
-        let worst = a
-            .worst
+        EventTime {
+            delay_points: points,
+            first_ns: a.oldest,
+            last_ns: a.newest,
+            span_ns,
+            points_per_second: if span_ns > 0 {
+                points as f64 / (span_ns as f64 / 1e9)
+            } else {
+                0.0
+            },
+        }
+    }
+}
+
+impl SeriesCounts {
+    fn new(a: &Analysis) -> SeriesCounts {
+        SeriesCounts {
+            network: a.distinct.network.seen.len() as u64,
+            service: a.distinct.service.seen.len() as u64,
+            sfrs: a.distinct.sfrs.seen.len() as u64,
+            paths: a.distinct.paths.seen.len() as u64,
+            exact: a.distinct.exact(),
+        }
+    }
+}
+
+impl Lateness {
+    /// The quantiles shown of the lateness histogram.
+    fn new(h: &crate::lateness::Histogram, sat: &mut Saturate) -> Lateness {
+        let mut ns = |key: &str, v: u64| sat.ns(&format!("lateness_ns.{key}"), v);
+        Lateness {
+            p50: ns("p50", shown_quantile(h, 0.5)),
+            p90: ns("p90", shown_quantile(h, 0.9)),
+            p99: ns("p99", shown_quantile(h, 0.99)),
+            p999: ns("p999", shown_quantile(h, 0.999)),
+            max: ns("max", h.max()),
+        }
+    }
+}
+
+impl Worst {
+    /// The latest series, latest first.
+    fn top(a: &Analysis, options: &Options, sat: &mut Saturate) -> Vec<Worst> {
+        a.worst
             .top()
             .into_iter()
             .map(|(max, kind, key)| Worst {
@@ -306,24 +407,14 @@ impl Report {
                 max_lateness_ns: sat.ns("worst_series.max_lateness_ns", max),
                 max_lateness: at_least(max.into()),
             })
-            .collect();
-        let smallest = sat.ns("smallest_grace_ns", need);
-        let suggested_ns = sat.ns("suggested_grace_ns", suggested);
-        let mut lateness = |key: &str, v: u64| sat.ns(&format!("lateness_ns.{key}"), v);
-        let lateness_ns = Lateness {
-            p50: lateness("p50", shown_quantile(seen.histogram(), 0.5)),
-            p90: lateness("p90", shown_quantile(seen.histogram(), 0.9)),
-            p99: lateness("p99", shown_quantile(seen.histogram(), 0.99)),
-            p999: lateness("p999", shown_quantile(seen.histogram(), 0.999)),
-            max: lateness("max", seen.histogram().max()),
-        };
-        let coverage = Coverage {
-            pairs: a.coverage.pairs,
-            rows: a.coverage.rows,
-            without: ByReason(a.coverage.reasons),
-        };
-        let missing_rows = a
-            .coverage
+            .collect()
+    }
+}
+
+impl Missing {
+    /// The paths missing the most rows.
+    fn top(a: &Analysis) -> Vec<Missing> {
+        a.coverage
             .top()
             .into_iter()
             .map(|(key, windows, counts)| {
@@ -336,70 +427,20 @@ impl Report {
                     reasons: ByReason(*counts),
                 }
             })
-            .collect();
-        let mut bounds_reached = Vec::new();
-        if !a.distinct.exact() {
-            bounds_reached.push("series");
-        }
-        if a.coverage.untracked > 0 {
-            bounds_reached.push("missing_rows");
-        }
-        Report {
-            source: source.into(),
-            options: Given {
-                period: options.period.to_string(),
-                grace: options.grace.to_string(),
-                precision: format!("{:?}", options.precision).to_lowercase(),
-                cache_ttl: options.cache_ttl.map(|d| d.to_string()),
-                max_series: options.max_series,
-            },
-            lines: lines(c),
-            event_time: EventTime {
-                delay_points: points,
-                first_ns: a.oldest,
-                last_ns: a.newest,
-                span_ns: span,
-                points_per_second: if span > 0 {
-                    points as f64 / (span as f64 / 1e9)
-                } else {
-                    0.0
-                },
-            },
-            series: SeriesCounts {
-                network: a.distinct.network.seen.len() as u64,
-                service: a.distinct.service.seen.len() as u64,
-                sfrs: a.distinct.sfrs.seen.len() as u64,
-                paths: a.distinct.paths.seen.len() as u64,
-                exact: a.distinct.exact(),
-            },
-            rows_written: c.rows_written,
-            late: c.late,
-            late_by_grace,
-            lateness_ns,
-            worst_series: worst,
-            smallest_grace_ns: smallest,
-            smallest_grace: at_least(need),
-            suggested_grace_ns: suggested_ns,
-            // Past the largest Go duration the suggestion is that duration
-            // (less margin than the rule, still a grace to use), unless
-            // even the smallest lies beyond it.
-            suggested_grace: if need > i128::from(i64::MAX) {
-                at_least(need)
-            } else {
-                go(suggested_ns)
-            },
-            coverage,
-            missing_rows,
-            bounds_reached,
-            saturated: sat.0,
-            curves: curves(a, seen.histogram(), options),
-        }
+            .collect()
     }
+}
 
-    /// One JSON object.
-    pub fn json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("a report always serializes")
+/// Which of the analysis's bounded tallies stopped being exact.
+fn bounds_reached(a: &Analysis) -> Vec<&'static str> {
+    let mut reached = Vec::new();
+    if !a.distinct.exact() {
+        reached.push("series");
     }
+    if a.coverage.untracked > 0 {
+        reached.push("missing_rows");
+    }
+    reached
 }
 
 /// What `--plot` draws.
