@@ -173,6 +173,18 @@ class Env:
         subprocess.run([self.tansu, "topic", "create", name, "--broker", f"tcp://{self.broker}",
                         "--partitions", str(partitions)], check=True, stdout=subprocess.DEVNULL)
 
+    def setup(self, label, recs):
+        """A measurement's two topics (network keyed by path over P
+        partitions, services) and `recs` written to a file as the one
+        recording they are produced from: (network topic, service topic,
+        recording path)."""
+        net_topic, svc_topic = f"{label}-network", f"{label}-services"
+        self.create_topic(net_topic, P)
+        self.create_topic(svc_topic, SERVICE_PARTITIONS)
+        produced = os.path.join(self.work, f"{label}.lp")
+        write_lines(produced, recs)
+        return net_topic, svc_topic, produced
+
 
 # ---------------------------------------------------------------- producing
 
@@ -603,11 +615,7 @@ def run_group(env, checks, label, recs, k_values, mode, speed, strategy="range")
     read by one consumer group of K instances for each K, concurrently.
     Checks one owner per partition, one instance per path, the union of
     rows and the counters. Returns per-K figures."""
-    net_topic, svc_topic = f"{label}-network", f"{label}-services"
-    env.create_topic(net_topic, P)
-    env.create_topic(svc_topic, SERVICE_PARTITIONS)
-    produced = os.path.join(env.work, f"{label}.lp")
-    write_lines(produced, recs)
+    net_topic, svc_topic, produced = env.setup(label, recs)
     services_lp = os.path.join(env.work, f"{label}-services.lp")
     write_lines(services_lp, [r for r in recs if r.kind == "s"])
     ends_file = os.path.join(env.work, f"{label}-ends.json")
@@ -708,11 +716,7 @@ def run_group(env, checks, label, recs, k_values, mode, speed, strategy="range")
 def backlog_measure(env, checks, label, recs, k):
     """Consumers started on a backlog in plain arrival order, as Telegraf
     after an outage: the disorder, the late points and the rows lost."""
-    net_topic, svc_topic = f"{label}-network", f"{label}-services"
-    env.create_topic(net_topic, P)
-    env.create_topic(svc_topic, SERVICE_PARTITIONS)
-    produced = os.path.join(env.work, f"{label}.lp")
-    write_lines(produced, recs)
+    net_topic, svc_topic, produced = env.setup(label, recs)
     ends_file = os.path.join(env.work, f"{label}-ends.json")
     ends = produce(env, recs, net_topic, svc_topic)
     with open(ends_file, "w") as f:
@@ -768,11 +772,7 @@ def crash_measure(env, checks, label, recs, kill_at_s, leave_at_s):
     e2e-aggregator are SIGKILLed; at `leave_at_s` instance 1 leaves cleanly.
     Measures the takeovers, the redelivered points and the rows that differ
     from one process's, by cause."""
-    net_topic, svc_topic = f"{label}-network", f"{label}-services"
-    env.create_topic(net_topic, P)
-    env.create_topic(svc_topic, SERVICE_PARTITIONS)
-    produced = os.path.join(env.work, f"{label}.lp")
-    write_lines(produced, recs)
+    net_topic, svc_topic, produced = env.setup(label, recs)
     ends_file = os.path.join(env.work, f"{label}-ends.json")
     group = f"{label}-k3"
     states = [os.path.join(env.work, f"{group}-{i}.state") for i in range(3)]
