@@ -302,27 +302,13 @@ impl Clocks {
             pipeline.engine().tick(Now::read());
         }
         if self.stats.try_recv().is_ok() {
-            write_stats(pipeline, checkpoint, out)?;
+            checkpoint.write_stats(pipeline, out)?;
         }
         if self.save.try_recv().is_ok() {
             checkpoint.save_later(pipeline, out)?;
         }
         Ok(())
     }
-}
-
-/// A self-metrics line, once every row before it is written and recorded
-/// as written: a reader that sees `lines_in=N` knows that what those N
-/// lines closed is not written again after a kill (SPEC.md, the property
-/// of the journal).
-fn write_stats(
-    pipeline: &mut Pipeline,
-    checkpoint: &mut Checkpoint,
-    out: &mut impl Write,
-) -> io::Result<()> {
-    checkpoint.settle(pipeline, out, true)?;
-    pipeline.engine().write_stats(Now::read().wall);
-    Ok(())
 }
 
 /// Applies chunks as they come until the input ends; returns why, and
@@ -351,7 +337,7 @@ fn event_loop(
                         continue;
                     }
                     recv(clocks.stats) -> _ => {
-                        write_stats(pipeline, checkpoint, out)?;
+                        checkpoint.write_stats(pipeline, out)?;
                         continue;
                     }
                     recv(clocks.save) -> _ => {

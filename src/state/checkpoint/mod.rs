@@ -198,6 +198,16 @@ impl Checkpoint {
         Ok(())
     }
 
+    /// A self-metrics line, once every row before it is written and
+    /// recorded as written: a reader that sees `lines_in=N` knows that what
+    /// those N lines closed is not written again after a kill (SPEC.md, the
+    /// property of the journal).
+    pub fn write_stats(&mut self, pipeline: &mut Pipeline, out: &mut impl Write) -> io::Result<()> {
+        self.settle(pipeline, out, true)?;
+        pipeline.engine().write_stats(Now::read().wall);
+        Ok(())
+    }
+
     /// A periodic save: every row out first, then the copy (the saver
     /// writes it off this thread) and the next journal file.
     pub fn save_later(&mut self, pipeline: &mut Pipeline, out: &mut impl Write) -> io::Result<()> {
